@@ -1,0 +1,210 @@
+//! The command line: `openplc-runtime [run|check|python-info] [OPTIONS]`.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use log::LevelFilter;
+
+use crate::error::Error;
+use crate::image::MAX_BUFFER_SIZE;
+use crate::resolve::Isolation;
+use crate::scan::{MAX_PERIOD, MIN_PERIOD};
+use crate::supervisor::Options;
+
+/// Usage text (`--help`).
+pub const HELP: &str = "\
+openplc-runtime: runs OpenPLC-style plugins, each Python plugin with its own venv
+
+USAGE:
+    openplc-runtime [run] [OPTIONS]      run the plugins until SIGTERM/SIGINT
+    openplc-runtime check [OPTIONS]      validate plugins.conf, venvs, conflicts and
+                                         imports without starting anything
+    openplc-runtime python-info          the embedded interpreter (version, ABI,
+                                         prefix, stdlib) as key=value lines
+
+OPTIONS:
+    --config PATH          plugins.conf [default: /etc/openplc/plugins.conf]
+    --isolation MODE       shared: one interpreter for all Python plugins
+                           [default: shared]
+    --scan-period TIME     scan period, e.g. 20ms, 500us [default: 20ms]
+    --buffer-size N        slots per image table [default: 1024]
+    --python-home DIR      prefix holding lib/pythonX.Y, when the embedded
+                           interpreter cannot find its standard library
+    --log-level LEVEL      error, warning, info, debug [default: info]
+    -h, --help             this text
+    -V, --version          the version
+
+EXIT STATUS:
+    0   success
+    64  bad command line
+    70  the embedded interpreter failed
+    71  the operating system refused a resource
+    78  configuration error (plugins.conf, venv, plugin file): fix it and start
+        again; systemd does not restart on this code
+";
+
+/// A parsed command line.
+#[derive(Debug, Clone)]
+pub enum Command {
+    Run(Options),
+    Check(Options),
+    PythonInfo(Options),
+    Help,
+    Version,
+}
+
+/// The command and the log level.
+#[derive(Debug, Clone)]
+pub struct Cli {
+    pub command: Command,
+    pub log_level: LevelFilter,
+}
+
+/// Parses `args` (without the program name).
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Error> {
+    let mut opts = Options::default();
+    let mut log_level = LevelFilter::Info;
+    let mut command: Option<&str> = None;
+    let mut it = args.into_iter();
+    let usage = |m: String| Error::Usage(m);
+    while let Some(arg) = it.next() {
+        let arg = arg
+            .into_string()
+            .map_err(|a| usage(format!("argument {a:?} is not valid UTF-8")))?;
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<String, Error> {
+            if let Some(v) = inline.clone() {
+                return Ok(v);
+            }
+            it.next()
+                .and_then(|v| v.into_string().ok())
+                .ok_or_else(|| usage(format!("{name} needs a value")))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => command = Some("help"),
+            "-V" | "--version" => command = Some("version"),
+            "--config" => opts.config = PathBuf::from(value("--config")?),
+            "--isolation" => {
+                let v = value("--isolation")?;
+                opts.isolation = Isolation::parse(&v)
+                    .ok_or_else(|| usage(format!("--isolation {v}: expected shared or process")))?;
+            }
+            "--scan-period" => {
+                let v = value("--scan-period")?;
+                let d = parse_duration(&v).ok_or_else(|| {
+                    usage(format!("--scan-period {v}: expected a time like 20ms, 500us or 1s"))
+                })?;
+                if !(MIN_PERIOD..=MAX_PERIOD).contains(&d) {
+                    return Err(usage(format!(
+                        "--scan-period {v}: must be between {} µs and {} s",
+                        MIN_PERIOD.as_micros(),
+                        MAX_PERIOD.as_secs()
+                    )));
+                }
+                opts.scan_period = d;
+            }
+            "--buffer-size" => {
+                let v = value("--buffer-size")?;
+                opts.buffer_size = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_BUFFER_SIZE).contains(n))
+                    .ok_or_else(|| {
+                        usage(format!("--buffer-size {v}: expected a number from 1 to {MAX_BUFFER_SIZE}"))
+                    })?;
+            }
+            "--python-home" => opts.python_home = Some(PathBuf::from(value("--python-home")?)),
+            "--log-level" => {
+                let v = value("--log-level")?;
+                log_level = crate::logging::parse_level(&v).ok_or_else(|| {
+                    usage(format!("--log-level {v}: expected error, warning, info or debug"))
+                })?;
+            }
+            "run" | "check" | "python-info" if command.is_none() => {
+                command = Some(match flag.as_str() {
+                    "run" => "run",
+                    "check" => "check",
+                    _ => "python-info",
+                })
+            }
+            other => return Err(usage(format!("unknown argument `{other}`"))),
+        }
+    }
+    let command = match command.unwrap_or("run") {
+        "help" => Command::Help,
+        "version" => Command::Version,
+        "check" => Command::Check(opts),
+        "python-info" => Command::PythonInfo(opts),
+        _ => Command::Run(opts),
+    };
+    Ok(Cli { command, log_level })
+}
+
+/// `20ms`, `500us`, `1s`, `250000ns`; a bare number is milliseconds.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    match unit {
+        "" | "ms" => Some(Duration::from_millis(n)),
+        "us" | "µs" => Some(Duration::from_micros(n)),
+        "ns" => Some(Duration::from_nanos(n)),
+        "s" => Some(Duration::from_secs(n)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Cli, Error> {
+        parse(args.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn defaults_to_run() {
+        let Command::Run(o) = p(&[]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!(o.config, PathBuf::from("/etc/openplc/plugins.conf"));
+        assert_eq!(o.scan_period, Duration::from_millis(20));
+    }
+
+    #[test]
+    fn flags_and_inline_values() {
+        let c = p(&["check", "--config=x.conf", "--scan-period", "1ms", "--buffer-size", "64"]).unwrap();
+        let Command::Check(o) = c.command else { panic!() };
+        assert_eq!(o.config, PathBuf::from("x.conf"));
+        assert_eq!(o.scan_period, Duration::from_millis(1));
+        assert_eq!(o.buffer_size, 64);
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        for (args, needle) in [
+            (&["--scan-period", "fast"][..], "--scan-period fast"),
+            (&["--scan-period", "1us"][..], "between"),
+            (&["--buffer-size", "0"][..], "--buffer-size 0"),
+            (&["--isolation", "vm"][..], "--isolation vm"),
+            (&["--bogus"][..], "unknown argument `--bogus`"),
+            (&["--config"][..], "--config needs a value"),
+        ] {
+            let e = p(args).unwrap_err().to_string();
+            assert!(e.contains(needle), "{e}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500us"), Some(Duration::from_micros(500)));
+        assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_duration("20"), Some(Duration::from_millis(20)));
+        assert_eq!(parse_duration("x"), None);
+    }
+}

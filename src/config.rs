@@ -1,0 +1,542 @@
+//! plugins.conf: the OpenPLC v4 plugin list, parsed strictly.
+//!
+//! Format, one plugin per line: `name,path,enabled,type,config_path,venv_path`.
+//! Legacy 5-field (no venv) and 4-field (no config) lines are valid. Unlike
+//! OpenPLC's own parser, an empty field keeps its position, values are never
+//! truncated, and every bad line is reported (all of them, at once) as
+//! `FILE:LINE: field N (NAME): reason`.
+//!
+//! Lines are split by this module, not by the csv crate: csv skips comment and
+//! blank lines itself and then reports positions that no longer match the file,
+//! and it only knows comments that start in column 0. Each remaining line is then
+//! read as one csv record (so quoting works as csv users expect) and deserialized
+//! with serde.
+
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Deserialize;
+
+/// OpenPLC v4 loads at most 16 plugins; a 17th line is an error here, never
+/// dropped in silence as OpenPLC does.
+pub const MAX_PLUGINS: usize = 16;
+/// OpenPLC keeps plugin names in a 64-byte buffer (63 bytes + NUL).
+pub const MAX_NAME_LEN: usize = 63;
+/// Paths end up in 256-byte C buffers (the capsule's config path is one), so
+/// 255 bytes is the longest value that survives without truncation.
+pub const MAX_PATH_LEN: usize = 255;
+/// Fields of the current format; a line with more is an error.
+pub const MAX_FIELDS: usize = 6;
+/// Fields of the oldest accepted (legacy) format.
+pub const MIN_FIELDS: usize = 4;
+
+/// Field names, indexed by field number - 1, as the errors print them.
+pub const FIELD_NAMES: [&str; MAX_FIELDS] =
+    ["name", "path", "enabled", "type", "config_path", "venv_path"];
+
+/// A plugin name: bounded by OpenPLC's limit, so it never needs truncating.
+pub type PluginName = heapless::String<MAX_NAME_LEN>;
+
+/// What a plugin file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginKind {
+    /// Type 0: a Python module.
+    Python,
+    /// Type 1: a native shared object.
+    Native,
+}
+
+impl fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PluginKind::Python => "python",
+            PluginKind::Native => "native",
+        })
+    }
+}
+
+/// One valid plugins.conf line, paths made absolute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginEntry {
+    /// 1-based line number in plugins.conf.
+    pub line: usize,
+    pub name: PluginName,
+    /// The plugin file, relative paths resolved against plugins.conf's directory.
+    pub path: PathBuf,
+    pub enabled: bool,
+    pub kind: PluginKind,
+    /// Handed to the plugin in the capsule; `None` when the field is empty or absent.
+    pub config_path: Option<PathBuf>,
+    /// The plugin's venv; `None` means stdlib and system site-packages only.
+    pub venv_path: Option<PathBuf>,
+}
+
+/// A parsed plugins.conf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginsConf {
+    /// The file the entries came from (as given on the command line).
+    pub file: PathBuf,
+    /// Entries in file order; the capacity is [`MAX_PLUGINS`].
+    pub plugins: heapless::Vec<PluginEntry, MAX_PLUGINS>,
+}
+
+impl PluginsConf {
+    /// Enabled plugins, in file order.
+    pub fn enabled(&self) -> impl Iterator<Item = &PluginEntry> {
+        self.plugins.iter().filter(|p| p.enabled)
+    }
+}
+
+/// One problem on one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError {
+    pub file: PathBuf,
+    /// 1-based; 0 when the problem is the file itself (unreadable).
+    pub line: usize,
+    /// 1-based field number, when one field is at fault.
+    pub field: Option<usize>,
+    pub reason: String,
+}
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = self.file.display();
+        match (self.line, self.field) {
+            (0, _) => write!(f, "{file}: {}", self.reason),
+            (line, Some(n)) => write!(
+                f,
+                "{file}:{line}: field {n} ({}): {}",
+                FIELD_NAMES[n - 1],
+                self.reason
+            ),
+            (line, None) => write!(f, "{file}:{line}: {}", self.reason),
+        }
+    }
+}
+
+/// Reads and parses `file`. Relative paths inside it are resolved against the
+/// directory that holds it.
+pub fn load(file: &Path) -> Result<PluginsConf, Vec<LineError>> {
+    let bytes = std::fs::read(file).map_err(|e| {
+        vec![LineError {
+            file: file.to_path_buf(),
+            line: 0,
+            field: None,
+            reason: format!("cannot read plugins.conf: {e}"),
+        }]
+    })?;
+    let abs = absolute(file);
+    let base = abs.parent().unwrap_or(Path::new("/")).to_path_buf();
+    parse(file, &base, &bytes)
+}
+
+/// The columns of one line as serde sees them; empty optional fields are `None`.
+#[derive(Debug, Deserialize)]
+struct RawLine {
+    name: String,
+    path: String,
+    enabled: String,
+    kind: String,
+    #[serde(default)]
+    config_path: Option<String>,
+    #[serde(default)]
+    venv_path: Option<String>,
+}
+
+/// Parses plugins.conf contents. `file` only names the file in errors; `base` is
+/// the directory relative paths are resolved against.
+pub fn parse(file: &Path, base: &Path, bytes: &[u8]) -> Result<PluginsConf, Vec<LineError>> {
+    let mut errors = Vec::new();
+    let mut conf = PluginsConf {
+        file: file.to_path_buf(),
+        plugins: heapless::Vec::new(),
+    };
+    // Lines counted for the capacity check: every plugin line, enabled or not, as
+    // OpenPLC counts them.
+    let mut plugin_lines = 0usize;
+
+    for (idx, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line_no = idx + 1;
+        let err = |field: Option<usize>, reason: String| LineError {
+            file: file.to_path_buf(),
+            line: line_no,
+            field,
+            reason,
+        };
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let Ok(text) = std::str::from_utf8(raw) else {
+            errors.push(err(None, "not valid UTF-8".into()));
+            continue;
+        };
+        let trimmed = text.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        plugin_lines += 1;
+        match parse_line(trimmed, base) {
+            Ok(mut entry) => {
+                entry.line = line_no;
+                if let Some(first) = conf.plugins.iter().find(|p| p.name == entry.name) {
+                    errors.push(err(
+                        Some(1),
+                        format!(
+                            "duplicate plugin name `{}` (first defined on line {}); names must be unique",
+                            entry.name, first.line
+                        ),
+                    ));
+                    continue;
+                }
+                if let Err(entry) = conf.plugins.push(entry) {
+                    errors.push(err(
+                        None,
+                        format!(
+                            "plugin `{}` is plugin number {plugin_lines}, but at most {MAX_PLUGINS} plugins are supported; remove or merge plugins",
+                            entry.name
+                        ),
+                    ));
+                }
+            }
+            Err(list) => errors.extend(list.into_iter().map(|(f, r)| err(f, r))),
+        }
+    }
+    if errors.is_empty() {
+        Ok(conf)
+    } else {
+        Err(errors)
+    }
+}
+
+type FieldErrors = Vec<(Option<usize>, String)>;
+
+/// Parses one non-comment line; errors carry the field number.
+fn parse_line(text: &str, base: &Path) -> Result<PluginEntry, FieldErrors> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let mut record = csv::StringRecord::new();
+    match rdr.read_record(&mut record) {
+        Ok(true) => {}
+        Ok(false) => return Err(vec![(None, "empty line".into())]),
+        Err(e) => return Err(vec![(None, format!("cannot split into fields: {e}"))]),
+    }
+    if record.len() > MAX_FIELDS {
+        return Err(vec![(
+            None,
+            format!(
+                "{} fields, at most {MAX_FIELDS} are allowed (name,path,enabled,type,config_path,venv_path)",
+                record.len()
+            ),
+        )]);
+    }
+    if record.len() < MIN_FIELDS {
+        return Err(vec![(
+            None,
+            format!(
+                "{} field(s), at least {MIN_FIELDS} are needed (name,path,enabled,type[,config_path[,venv_path]])",
+                record.len()
+            ),
+        )]);
+    }
+    let raw: RawLine = record
+        .deserialize(None)
+        .map_err(|e| vec![(None, format!("cannot read fields: {e}"))])?;
+
+    let mut errs: FieldErrors = Vec::new();
+    let mut name = PluginName::new();
+    if raw.name.is_empty() {
+        errs.push((Some(1), "empty; every plugin needs a name".into()));
+    } else if raw.name.chars().any(char::is_control) {
+        errs.push((Some(1), "contains a control character".into()));
+    } else if name.push_str(&raw.name).is_err() {
+        errs.push((
+            Some(1),
+            format!(
+                "`{}` is {} bytes long, at most {MAX_NAME_LEN} bytes are allowed",
+                raw.name,
+                raw.name.len()
+            ),
+        ));
+    }
+    let path = match check_path(2, &raw.path, base) {
+        Ok(Some(p)) => Some(p),
+        Ok(None) => {
+            errs.push((Some(2), "empty; the plugin file is required".into()));
+            None
+        }
+        Err(e) => {
+            errs.push(e);
+            None
+        }
+    };
+    let enabled = match raw.enabled.as_str() {
+        "1" => Some(true),
+        "0" => Some(false),
+        other => {
+            errs.push((Some(3), format!("`{other}` is not 0 or 1")));
+            None
+        }
+    };
+    let kind = match raw.kind.as_str() {
+        "0" => Some(PluginKind::Python),
+        "1" => Some(PluginKind::Native),
+        other => {
+            errs.push((
+                Some(4),
+                format!("unknown plugin type `{other}`; 0 = Python, 1 = native .so"),
+            ));
+            None
+        }
+    };
+    let config_path = check_path(5, raw.config_path.as_deref().unwrap_or(""), base)
+        .map_err(|e| errs.push(e))
+        .ok()
+        .flatten();
+    let venv_path = check_path(6, raw.venv_path.as_deref().unwrap_or(""), base)
+        .map_err(|e| errs.push(e))
+        .ok()
+        .flatten();
+    if kind == Some(PluginKind::Native) && venv_path.is_some() {
+        errs.push((
+            Some(6),
+            "a native plugin (type 1) has no Python venv; leave this field empty".into(),
+        ));
+    }
+    match (path, enabled, kind) {
+        (Some(path), Some(enabled), Some(kind)) if errs.is_empty() => Ok(PluginEntry {
+            line: 0,
+            name,
+            path,
+            enabled,
+            kind,
+            config_path,
+            venv_path,
+        }),
+        _ => Err(errs),
+    }
+}
+
+/// An optional path field: empty is `None`; too long is an error; relative paths
+/// are resolved against `base`.
+fn check_path(
+    field: usize,
+    value: &str,
+    base: &Path,
+) -> Result<Option<PathBuf>, (Option<usize>, String)> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if value.len() > MAX_PATH_LEN {
+        return Err((
+            Some(field),
+            format!(
+                "{} bytes long, at most {MAX_PATH_LEN} bytes are allowed",
+                value.len()
+            ),
+        ));
+    }
+    if value.contains('\0') {
+        return Err((Some(field), "contains a NUL byte".into()));
+    }
+    let resolved = normalize(&base.join(value));
+    if resolved.as_os_str().len() > MAX_PATH_LEN {
+        return Err((
+            Some(field),
+            format!(
+                "resolves to {} ({} bytes), at most {MAX_PATH_LEN} bytes are allowed; move plugins.conf closer to the files or use a shorter path",
+                resolved.display(),
+                resolved.as_os_str().len()
+            ),
+        ));
+    }
+    Ok(Some(resolved))
+}
+
+/// `path` made absolute against the current directory (lexically, no symlinks
+/// resolved: on a firmware image the configured path is the one to report).
+pub fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        normalize(path)
+    } else {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        normalize(&cwd.join(path))
+    }
+}
+
+/// Drops `.` components and folds `dir/..` lexically.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(text: &str) -> PluginsConf {
+        parse(Path::new("plugins.conf"), Path::new("/etc/openplc"), text.as_bytes())
+            .unwrap_or_else(|e| panic!("unexpected errors: {e:?}"))
+    }
+
+    fn parse_err(text: &str) -> Vec<String> {
+        parse(Path::new("plugins.conf"), Path::new("/etc/openplc"), text.as_bytes())
+            .expect_err("expected errors")
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn full_line_with_relative_paths() {
+        let c = parse_ok("mb,./plugins/mb/plugin.py,1,0,./mb.json,./venvs/mb\n");
+        let p = &c.plugins[0];
+        assert_eq!(p.name.as_str(), "mb");
+        assert_eq!(p.path, Path::new("/etc/openplc/plugins/mb/plugin.py"));
+        assert!(p.enabled);
+        assert_eq!(p.kind, PluginKind::Python);
+        assert_eq!(p.config_path.as_deref(), Some(Path::new("/etc/openplc/mb.json")));
+        assert_eq!(p.venv_path.as_deref(), Some(Path::new("/etc/openplc/venvs/mb")));
+        assert_eq!(p.line, 1);
+    }
+
+    #[test]
+    fn empty_field_keeps_its_position() {
+        // OpenPLC merges the empty field and puts the venv into the config slot.
+        let c = parse_ok("a,p.py,1,0,,./venvs/a");
+        assert_eq!(c.plugins[0].config_path, None);
+        assert_eq!(
+            c.plugins[0].venv_path.as_deref(),
+            Some(Path::new("/etc/openplc/venvs/a"))
+        );
+    }
+
+    #[test]
+    fn legacy_five_and_four_fields() {
+        let c = parse_ok("a,/x/a.py,1,0,/x/a.ini\nb,/x/b.py,0,0\n");
+        assert_eq!(c.plugins[0].config_path.as_deref(), Some(Path::new("/x/a.ini")));
+        assert_eq!(c.plugins[0].venv_path, None);
+        assert_eq!(c.plugins[1].config_path, None);
+        assert!(!c.plugins[1].enabled);
+        assert_eq!(c.enabled().count(), 1);
+    }
+
+    #[test]
+    fn comments_blank_lines_crlf_and_trimming() {
+        let text = "# header\r\n\r\n   # indented comment\r\n\t\r\n  a , /x/a.py , 1 , 0 , , /v/a \r\n";
+        let c = parse_ok(text);
+        assert_eq!(c.plugins.len(), 1);
+        let p = &c.plugins[0];
+        assert_eq!(p.name.as_str(), "a");
+        assert_eq!(p.path, Path::new("/x/a.py"));
+        assert_eq!(p.venv_path.as_deref(), Some(Path::new("/v/a")));
+        assert_eq!(p.line, 5);
+    }
+
+    #[test]
+    fn line_numbers_survive_comments_and_blank_lines() {
+        let errs = parse_err("# c\n\n  # c2\n\nok,/a.py,1,0\n\n# c3\nbad,/b.py,yes,0\n");
+        assert_eq!(
+            errs,
+            ["plugins.conf:8: field 3 (enabled): `yes` is not 0 or 1"]
+        );
+    }
+
+    #[test]
+    fn all_bad_lines_reported_at_once() {
+        let long_name = "n".repeat(64);
+        let long_path = format!("/{}", "p".repeat(255));
+        let text = format!(
+            "a,/a.py,1,0\nb,/b.py,2,0\nc,/c.py,1,0,,/v,extra\n{long_name},/d.py,1,0\ne,{long_path},1,0\na,/a2.py,1,0\nf\n,/g.py,1,0\nh,,1,0\nn,/n.so,1,1,,/venv\nt,/t.py,1,7\n"
+        );
+        let errs = parse_err(&text);
+        assert_eq!(
+            errs,
+            [
+                "plugins.conf:2: field 3 (enabled): `2` is not 0 or 1",
+                "plugins.conf:3: 7 fields, at most 6 are allowed (name,path,enabled,type,config_path,venv_path)",
+                &format!(
+                    "plugins.conf:4: field 1 (name): `{long_name}` is 64 bytes long, at most 63 bytes are allowed"
+                ),
+                "plugins.conf:5: field 2 (path): 256 bytes long, at most 255 bytes are allowed",
+                "plugins.conf:6: field 1 (name): duplicate plugin name `a` (first defined on line 1); names must be unique",
+                "plugins.conf:7: 1 field(s), at least 4 are needed (name,path,enabled,type[,config_path[,venv_path]])",
+                "plugins.conf:8: field 1 (name): empty; every plugin needs a name",
+                "plugins.conf:9: field 2 (path): empty; the plugin file is required",
+                "plugins.conf:10: field 6 (venv_path): a native plugin (type 1) has no Python venv; leave this field empty",
+                "plugins.conf:11: field 4 (type): unknown plugin type `7`; 0 = Python, 1 = native .so",
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_of_a_bad_line_is_not_reported_twice() {
+        // Line 1 is invalid, so it never becomes the "first" of a name.
+        let errs = parse_err("a,/a.py,9,0\na,/a.py,1,0\n");
+        assert_eq!(errs.len(), 1);
+    }
+
+    #[test]
+    fn capacity_is_an_error_not_a_silent_drop() {
+        let mut text = String::new();
+        for i in 0..=MAX_PLUGINS {
+            text.push_str(&format!("p{i},/p{i}.py,0,0\n"));
+        }
+        let errs = parse_err(&text);
+        assert_eq!(
+            errs,
+            ["plugins.conf:17: plugin `p16` is plugin number 17, but at most 16 plugins are supported; remove or merge plugins"]
+        );
+    }
+
+    #[test]
+    fn max_lengths_are_accepted() {
+        let name = "n".repeat(MAX_NAME_LEN);
+        let path = format!("/{}", "p".repeat(MAX_PATH_LEN - 1));
+        let c = parse_ok(&format!("{name},{path},1,0\n"));
+        assert_eq!(c.plugins[0].name.len(), MAX_NAME_LEN);
+        assert_eq!(c.plugins[0].path.as_os_str().len(), MAX_PATH_LEN);
+    }
+
+    #[test]
+    fn resolved_path_too_long_is_reported() {
+        let rel = "p".repeat(250);
+        let errs = parse(
+            Path::new("plugins.conf"),
+            Path::new("/a/rather/long/base/directory"),
+            format!("a,{rel},1,0\n").as_bytes(),
+        )
+        .unwrap_err();
+        assert_eq!(errs[0].field, Some(2));
+        assert!(errs[0].reason.contains("resolves to /a/rather/long"), "{}", errs[0]);
+    }
+
+    #[test]
+    fn invalid_utf8_names_the_line() {
+        let errs = parse(Path::new("c"), Path::new("/"), b"# ok\na\xff,/a.py,1,0\n").unwrap_err();
+        assert_eq!(errs[0].to_string(), "c:2: not valid UTF-8");
+    }
+
+    #[test]
+    fn unreadable_file_is_an_error_naming_it() {
+        let errs = load(Path::new("/nonexistent/plugins.conf")).unwrap_err();
+        assert!(errs[0].to_string().starts_with("/nonexistent/plugins.conf: cannot read"));
+    }
+
+    #[test]
+    fn parent_components_fold() {
+        let c = parse_ok("a,../lib/a.py,1,0\n");
+        assert_eq!(c.plugins[0].path, Path::new("/etc/lib/a.py"));
+    }
+}

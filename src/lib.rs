@@ -1,0 +1,24 @@
+//! openplc-runtime: runs OpenPLC-style plugins, each Python plugin with its own
+//! venv, for read-only firmware images supervised by systemd.
+//!
+//! Where to look: `config` (plugins.conf), `venv` (pyvenv.cfg, site-packages,
+//! installed distributions), `resolve` (conf + venvs → a checked plan), `python`
+//! (the embedded interpreter; all pyo3 code), `image` (the OpenPLC I/O image, the
+//! capsule struct, the journal; all C-ABI code), `scan` (the scan thread),
+//! `supervisor` (start-up, lifecycle, shutdown), `check`, `signals`, `logging`,
+//! `sys` (the few libc calls), `cli`, `alloc_probe` (zero-allocation proof).
+
+pub mod alloc_probe;
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod image;
+pub mod logging;
+pub mod python;
+pub mod resolve;
+pub mod scan;
+pub mod signals;
+pub mod supervisor;
+pub mod sys;
+pub mod venv;

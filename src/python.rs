@@ -1,0 +1,420 @@
+//! The embedded CPython interpreter: the one owner of it, and all pyo3 code.
+//!
+//! Start-up (`start`) uses an isolated `PyConfig`:
+//! - isolated: PYTHONPATH, PYTHONHOME and the other PYTHON* variables of the
+//!   environment change nothing (a unit file or a shell profile must not be able
+//!   to change what a plugin imports);
+//! - `write_bytecode = 0`: the root filesystem is read-only; venvs built for the
+//!   image carry their `.pyc` already;
+//! - `install_signal_handlers = 0`: the runtime owns SIGTERM/SIGINT/SIGHUP;
+//! - `site_import = 0`: `site` must not add the system site-packages behind our
+//!   back. Site directories are added explicitly, per plugin, with
+//!   `site.addsitedir` (so `.pth` files work), from `set_paths`.
+//!
+//! Paths and names reach Python only as call arguments, never pasted into
+//! source text. The helper code below is a constant.
+
+use std::ffi::{CStr, CString};
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyCapsule, PyDict, PyList};
+
+use crate::error::Error;
+use crate::image::{CAPSULE_NAME, RuntimeArgs};
+use crate::venv::PyVersion;
+
+/// Python helpers the runtime calls. Plain functions over their arguments.
+const HELPER_SRC: &CStr = cr#"
+import importlib.util
+import os
+import site
+import sys
+import sysconfig
+
+# sys.path as the interpreter computed it (the stdlib only, since the config is
+# isolated and `site` was not imported). Every activation starts from it again,
+# so sys.path never grows across reloads.
+_BASE_PATH = list(sys.path)
+
+
+def set_paths(plugin_dirs, site_dirs, system_site):
+    plugin_dirs = [os.fspath(d) for d in plugin_dirs]
+    site_dirs = [os.fspath(d) for d in site_dirs]
+    sys.path[:] = plugin_dirs + [p for p in _BASE_PATH if p not in plugin_dirs]
+    known = set(sys.path)
+    for d in site_dirs:
+        # addsitedir appends the directory and processes its .pth files, as the
+        # `site` module does for a normal interpreter.
+        site.addsitedir(d, known)
+    if system_site:
+        for d in site.getsitepackages([sys.base_prefix]):
+            if os.path.isdir(d):
+                site.addsitedir(d, known)
+    importlib.invalidate_caches()
+    return list(sys.path)
+
+
+def load_plugin(module_name, path):
+    # Each plugin gets its own module object even when several plugin files share
+    # a basename (plugin.py): the module is created from the file's location
+    # under a per-plugin name instead of `import <basename>`.
+    sys.modules.pop(module_name, None)
+    path = os.fspath(path)
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError("cannot make an import spec for " + repr(path))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    return module
+
+
+def unload_plugin(module_name):
+    sys.modules.pop(module_name, None)
+
+
+def flush_stdio():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:
+            pass
+
+
+def info():
+    cache_tag = sys.implementation.cache_tag or ""
+    return {
+        "version": "%d.%d.%d" % sys.version_info[:3],
+        "major_minor": "%d.%d" % sys.version_info[:2],
+        "abi": "cp" + cache_tag.split("-")[-1] if cache_tag.startswith("cpython-") else cache_tag,
+        "soabi": sysconfig.get_config_var("SOABI") or "",
+        "machine": os.uname().machine,
+        "prefix": sys.prefix,
+        "stdlib": sysconfig.get_path("stdlib"),
+    }
+"#;
+
+/// The version of the linked libpython, readable before the interpreter starts.
+pub fn embedded_version() -> PyVersion {
+    // SAFETY: Py_GetVersion returns a static NUL-terminated string and may be
+    // called before initialisation.
+    let text = unsafe { CStr::from_ptr(ffi::Py_GetVersion()) }.to_string_lossy();
+    let first = text.split_whitespace().next().unwrap_or_default();
+    PyVersion::parse(first).unwrap_or(PyVersion {
+        major: 0,
+        minor: 0,
+        micro: 0,
+    })
+}
+
+/// How a lifecycle call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// Returned normally.
+    Ok,
+    /// The module has no such function (fine for the optional ones).
+    Missing,
+    /// Raised; the formatted traceback.
+    Raised(String),
+}
+
+/// A loaded plugin module.
+pub struct Module {
+    pub name: String,
+    module: Py<PyAny>,
+}
+
+/// The running interpreter. One per process; `start` refuses a second.
+pub struct Interpreter {
+    helper: Py<PyModule>,
+}
+
+/// Starts the embedded interpreter (see the module docs for the configuration).
+/// `home` overrides the interpreter's prefix (the directory holding
+/// `lib/pythonX.Y`), for a sysroot under qemu-user or a relocated image.
+pub fn start(home: Option<&Path>) -> Result<Interpreter, Error> {
+    // SAFETY: checking the global interpreter state; no GIL needed.
+    if unsafe { ffi::Py_IsInitialized() } != 0 {
+        return Err(Error::Python(
+            "the embedded interpreter is already running in this process".into(),
+        ));
+    }
+    let home_c = home
+        .map(|h| {
+            use std::os::unix::ffi::OsStrExt;
+            CString::new(h.as_os_str().as_bytes())
+                .map_err(|_| Error::Usage(format!("--python-home {}: contains a NUL byte", h.display())))
+        })
+        .transpose()?;
+    let program = std::env::current_exe()
+        .ok()
+        .and_then(|p| {
+            use std::os::unix::ffi::OsStrExt;
+            CString::new(p.as_os_str().as_bytes()).ok()
+        })
+        .unwrap_or_else(|| c"openplc-runtime".to_owned());
+
+    // SAFETY: the PyConfig is initialised by PyConfig_InitIsolatedConfig before
+    // any field is touched, its strings are set only through PyConfig_Set*, and it
+    // is cleared after use. Py_InitializeFromConfig runs once (checked above) on
+    // this thread, which then holds the GIL and releases it with
+    // PyEval_SaveThread so that any thread can attach later.
+    unsafe {
+        let mut config = std::mem::MaybeUninit::<ffi::PyConfig>::zeroed();
+        ffi::PyConfig_InitIsolatedConfig(config.as_mut_ptr());
+        let mut config = config.assume_init();
+        config.install_signal_handlers = 0;
+        config.write_bytecode = 0;
+        config.site_import = 0;
+        config.user_site_directory = 0;
+        config.parse_argv = 0;
+        config.buffered_stdio = 0;
+        let mut status = ffi::PyConfig_SetBytesString(
+            &mut config,
+            &mut config.program_name,
+            program.as_ptr(),
+        );
+        if ffi::PyStatus_Exception(status) == 0
+            && let Some(h) = &home_c
+        {
+            status = ffi::PyConfig_SetBytesString(&mut config, &mut config.home, h.as_ptr());
+        }
+        if ffi::PyStatus_Exception(status) == 0 {
+            status = ffi::Py_InitializeFromConfig(&config);
+        }
+        ffi::PyConfig_Clear(&mut config);
+        if ffi::PyStatus_Exception(status) != 0 {
+            let msg = if status.err_msg.is_null() {
+                "unknown error".to_string()
+            } else {
+                CStr::from_ptr(status.err_msg).to_string_lossy().into_owned()
+            };
+            let hint = match home {
+                Some(h) => format!("--python-home {} is used", h.display()),
+                None => "pass --python-home with the prefix that holds lib/pythonX.Y".to_string(),
+            };
+            return Err(Error::Python(format!(
+                "the embedded Python {} did not start: {msg}; {hint}",
+                embedded_version()
+            )));
+        }
+        ffi::PyEval_SaveThread();
+    }
+    Python::attach(|py| {
+        let helper =
+            PyModule::from_code(py, HELPER_SRC, c"<openplc-runtime>", c"_openplc_runtime")
+                .map_err(|e| Error::Python(format!("during runtime helper set-up: {}", describe(py, &e))))?;
+        Ok(Interpreter {
+            helper: helper.unbind(),
+        })
+    })
+}
+
+/// "Type: message" plus the traceback, for a Python exception.
+fn describe(py: Python<'_>, err: &PyErr) -> String {
+    let value = err.value(py);
+    // Formatting can fail only if the traceback module is broken; fall back to
+    // the exception's str().
+    py.import("traceback")
+        .and_then(|tb| {
+            tb.call_method1(
+                "format_exception",
+                (value.get_type(), value, err.traceback(py)),
+            )
+        })
+        .and_then(|lines| {
+            let s: Vec<String> = lines.extract()?;
+            Ok(s.concat().trim_end().to_string())
+        })
+        .unwrap_or_else(|_| err.to_string())
+}
+
+impl Interpreter {
+    fn helper_call<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        args: impl pyo3::call::PyCallArgs<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.helper.bind(py).getattr(name)?.call1(args)
+    }
+
+    /// The embedded interpreter's facts for `python-info`, in print order.
+    pub fn info(&self) -> Result<Vec<(String, String)>, Error> {
+        Python::attach(|py| {
+            let d = self
+                .helper_call(py, "info", ())
+                .map_err(|e| Error::Python(format!("during python-info: {}", describe(py, &e))))?;
+            let d = d.cast_into::<PyDict>().map_err(|e| Error::Python(e.to_string()))?;
+            let mut out = Vec::new();
+            for key in [
+                "version",
+                "major_minor",
+                "abi",
+                "soabi",
+                "machine",
+                "prefix",
+                "stdlib",
+            ] {
+                let v: String = d
+                    .get_item(key)
+                    .ok()
+                    .flatten()
+                    .and_then(|v| v.extract().ok())
+                    .unwrap_or_default();
+                out.push((key.to_string(), v));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Rebuilds `sys.path` from the stdlib base: plugin directories first (as a
+    /// script's directory comes first), then the stdlib, then each site
+    /// directory through `site.addsitedir`, then the system site-packages when
+    /// asked. Returns the resulting `sys.path`.
+    pub fn set_paths(
+        &self,
+        plugin_dirs: &[PathBuf],
+        site_dirs: &[PathBuf],
+        system_site: bool,
+    ) -> Result<Vec<String>, String> {
+        Python::attach(|py| {
+            let r = self
+                .helper_call(py, "set_paths", (plugin_dirs.to_vec(), site_dirs.to_vec(), system_site))
+                .map_err(|e| format!("during sys.path set-up: {}", describe(py, &e)))?;
+            r.extract().map_err(|e: PyErr| e.to_string())
+        })
+    }
+
+    /// Current `sys.path`.
+    pub fn sys_path(&self) -> Vec<String> {
+        Python::attach(|py| {
+            py.import("sys")
+                .and_then(|s| s.getattr("path"))
+                .and_then(|p| p.cast_into::<PyList>().map_err(PyErr::from))
+                .and_then(|l| l.extract())
+                .unwrap_or_default()
+        })
+    }
+
+    /// Imports the plugin file `path` as its own module `module_name`.
+    pub fn load_plugin(&self, module_name: &str, path: &Path) -> Result<Module, String> {
+        Python::attach(|py| {
+            let m = self
+                .helper_call(py, "load_plugin", (module_name, path))
+                .map_err(|e| describe(py, &e))?;
+            Ok(Module {
+                name: module_name.to_string(),
+                module: m.unbind(),
+            })
+        })
+    }
+
+    /// Forgets a plugin module (so a reload imports it afresh).
+    pub fn unload_plugin(&self, module: Module) {
+        Python::attach(|py| {
+            let _ = self.helper_call(py, "unload_plugin", (module.name.as_str(),));
+            drop(module);
+        });
+    }
+
+    /// Whether `module.func` exists and is callable.
+    pub fn has_function(&self, module: &Module, func: &str) -> bool {
+        Python::attach(|py| {
+            module
+                .module
+                .bind(py)
+                .getattr(func)
+                .map(|f| f.is_callable())
+                .unwrap_or(false)
+        })
+    }
+
+    /// Calls `module.func()` or `module.func(capsule)`.
+    pub fn call(&self, module: &Module, func: &str, arg: Option<&Capsule>) -> CallOutcome {
+        Python::attach(|py| {
+            let m = module.module.bind(py);
+            let f = match m.getattr(func) {
+                Ok(f) if f.is_callable() => f,
+                _ => return CallOutcome::Missing,
+            };
+            let r = match arg {
+                Some(c) => f.call1((c.capsule.bind(py),)),
+                None => f.call0(),
+            };
+            match r {
+                Ok(_) => CallOutcome::Ok,
+                Err(e) => CallOutcome::Raised(describe(py, &e)),
+            }
+        })
+    }
+
+    /// Flushes Python's stdout/stderr (before the process exits without
+    /// finalising the interpreter).
+    pub fn flush_stdio(&self) {
+        Python::attach(|py| {
+            let _ = self.helper_call(py, "flush_stdio", ());
+        });
+    }
+}
+
+/// A `openplc_runtime_args` capsule and the struct it points at. The struct is
+/// owned here, so it stays valid as long as the capsule object is held by us;
+/// the supervisor keeps it until the plugin's `cleanup` returned.
+pub struct Capsule {
+    capsule: Py<PyCapsule>,
+    args: Box<RuntimeArgs>,
+}
+
+// SAFETY: the struct is never mutated after creation; its pointers lead into
+// the process-global image and to `extern "C"` functions, all valid for the
+// life of the process and safe to use from any thread (the image has its own
+// lock). The capsule object is a `Py<T>`, which is Send + Sync.
+unsafe impl Send for Capsule {}
+// SAFETY: as above: shared access is read-only.
+unsafe impl Sync for Capsule {}
+
+impl Capsule {
+    /// Wraps `args` in a capsule named [`CAPSULE_NAME`].
+    pub fn new(mut args: Box<RuntimeArgs>) -> Result<Capsule, String> {
+        let ptr = NonNull::from(args.as_mut()).cast();
+        Python::attach(|py| {
+            // SAFETY: `ptr` points into the Box stored alongside the capsule in
+            // the returned value; the Box is dropped only with the `Capsule`,
+            // whose owner keeps it until the plugin's cleanup has returned.
+            let capsule = unsafe { PyCapsule::new_with_pointer(py, ptr, CAPSULE_NAME) }
+                .map_err(|e| describe(py, &e))?;
+            Ok(Capsule {
+                capsule: capsule.unbind(),
+                args,
+            })
+        })
+    }
+
+    /// The struct behind the capsule.
+    pub fn args(&self) -> &RuntimeArgs {
+        &self.args
+    }
+}
+
+/// The per-plugin module name: stable, unique per plugin name, and a valid
+/// identifier (so tracebacks and `__name__` read well).
+pub fn module_name(plugin: &str) -> String {
+    let mut s = String::from("openplc_plugin_");
+    for c in plugin.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            s.push(c);
+        } else {
+            s.push_str(&format!("_x{:x}_", c as u32));
+        }
+    }
+    s
+}
