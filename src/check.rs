@@ -61,7 +61,13 @@ pub fn check(opts: &Options, out: &mut dyn Write) -> Result<(), Error> {
         let venv = p
             .venv
             .as_ref()
-            .map(|v| format!("venv {} ({} distributions)", v.root.display(), v.distributions.len()))
+            .map(|v| {
+                format!(
+                    "venv {} ({} distributions)",
+                    v.root.display(),
+                    v.distributions.len()
+                )
+            })
             .unwrap_or_else(|| "no venv".into());
         match interp.load_plugin(&python::module_name(name), &p.entry.path) {
             Ok(m) if interp.has_function(&m, "init") => {

@@ -96,7 +96,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Error> {
             "--scan-period" => {
                 let v = value("--scan-period")?;
                 let d = parse_duration(&v).ok_or_else(|| {
-                    usage(format!("--scan-period {v}: expected a time like 20ms, 500us or 1s"))
+                    usage(format!(
+                        "--scan-period {v}: expected a time like 20ms, 500us or 1s"
+                    ))
                 })?;
                 if !(MIN_PERIOD..=MAX_PERIOD).contains(&d) {
                     return Err(usage(format!(
@@ -114,14 +116,18 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Error> {
                     .ok()
                     .filter(|n| (1..=MAX_BUFFER_SIZE).contains(n))
                     .ok_or_else(|| {
-                        usage(format!("--buffer-size {v}: expected a number from 1 to {MAX_BUFFER_SIZE}"))
+                        usage(format!(
+                            "--buffer-size {v}: expected a number from 1 to {MAX_BUFFER_SIZE}"
+                        ))
                     })?;
             }
             "--python-home" => opts.python_home = Some(PathBuf::from(value("--python-home")?)),
             "--log-level" => {
                 let v = value("--log-level")?;
                 log_level = crate::logging::parse_level(&v).ok_or_else(|| {
-                    usage(format!("--log-level {v}: expected error, warning, info or debug"))
+                    usage(format!(
+                        "--log-level {v}: expected error, warning, info or debug"
+                    ))
                 })?;
             }
             "run" | "check" | "python-info" if command.is_none() => {
@@ -178,8 +184,18 @@ mod tests {
 
     #[test]
     fn flags_and_inline_values() {
-        let c = p(&["check", "--config=x.conf", "--scan-period", "1ms", "--buffer-size", "64"]).unwrap();
-        let Command::Check(o) = c.command else { panic!() };
+        let c = p(&[
+            "check",
+            "--config=x.conf",
+            "--scan-period",
+            "1ms",
+            "--buffer-size",
+            "64",
+        ])
+        .unwrap();
+        let Command::Check(o) = c.command else {
+            panic!()
+        };
         assert_eq!(o.config, PathBuf::from("x.conf"));
         assert_eq!(o.scan_period, Duration::from_millis(1));
         assert_eq!(o.buffer_size, 64);

@@ -31,8 +31,14 @@ pub const MAX_FIELDS: usize = 6;
 pub const MIN_FIELDS: usize = 4;
 
 /// Field names, indexed by field number - 1, as the errors print them.
-pub const FIELD_NAMES: [&str; MAX_FIELDS] =
-    ["name", "path", "enabled", "type", "config_path", "venv_path"];
+pub const FIELD_NAMES: [&str; MAX_FIELDS] = [
+    "name",
+    "path",
+    "enabled",
+    "type",
+    "config_path",
+    "venv_path",
+];
 
 /// A plugin name: bounded by OpenPLC's limit, so it never needs truncating.
 pub type PluginName = heapless::String<MAX_NAME_LEN>;
@@ -386,16 +392,24 @@ mod tests {
     use super::*;
 
     fn parse_ok(text: &str) -> PluginsConf {
-        parse(Path::new("plugins.conf"), Path::new("/etc/openplc"), text.as_bytes())
-            .unwrap_or_else(|e| panic!("unexpected errors: {e:?}"))
+        parse(
+            Path::new("plugins.conf"),
+            Path::new("/etc/openplc"),
+            text.as_bytes(),
+        )
+        .unwrap_or_else(|e| panic!("unexpected errors: {e:?}"))
     }
 
     fn parse_err(text: &str) -> Vec<String> {
-        parse(Path::new("plugins.conf"), Path::new("/etc/openplc"), text.as_bytes())
-            .expect_err("expected errors")
-            .iter()
-            .map(ToString::to_string)
-            .collect()
+        parse(
+            Path::new("plugins.conf"),
+            Path::new("/etc/openplc"),
+            text.as_bytes(),
+        )
+        .expect_err("expected errors")
+        .iter()
+        .map(ToString::to_string)
+        .collect()
     }
 
     #[test]
@@ -406,8 +420,14 @@ mod tests {
         assert_eq!(p.path, Path::new("/etc/openplc/plugins/mb/plugin.py"));
         assert!(p.enabled);
         assert_eq!(p.kind, PluginKind::Python);
-        assert_eq!(p.config_path.as_deref(), Some(Path::new("/etc/openplc/mb.json")));
-        assert_eq!(p.venv_path.as_deref(), Some(Path::new("/etc/openplc/venvs/mb")));
+        assert_eq!(
+            p.config_path.as_deref(),
+            Some(Path::new("/etc/openplc/mb.json"))
+        );
+        assert_eq!(
+            p.venv_path.as_deref(),
+            Some(Path::new("/etc/openplc/venvs/mb"))
+        );
         assert_eq!(p.line, 1);
     }
 
@@ -425,7 +445,10 @@ mod tests {
     #[test]
     fn legacy_five_and_four_fields() {
         let c = parse_ok("a,/x/a.py,1,0,/x/a.ini\nb,/x/b.py,0,0\n");
-        assert_eq!(c.plugins[0].config_path.as_deref(), Some(Path::new("/x/a.ini")));
+        assert_eq!(
+            c.plugins[0].config_path.as_deref(),
+            Some(Path::new("/x/a.ini"))
+        );
         assert_eq!(c.plugins[0].venv_path, None);
         assert_eq!(c.plugins[1].config_path, None);
         assert!(!c.plugins[1].enabled);
@@ -434,7 +457,8 @@ mod tests {
 
     #[test]
     fn comments_blank_lines_crlf_and_trimming() {
-        let text = "# header\r\n\r\n   # indented comment\r\n\t\r\n  a , /x/a.py , 1 , 0 , , /v/a \r\n";
+        let text =
+            "# header\r\n\r\n   # indented comment\r\n\t\r\n  a , /x/a.py , 1 , 0 , , /v/a \r\n";
         let c = parse_ok(text);
         assert_eq!(c.plugins.len(), 1);
         let p = &c.plugins[0];
@@ -496,7 +520,9 @@ mod tests {
         let errs = parse_err(&text);
         assert_eq!(
             errs,
-            ["plugins.conf:17: plugin `p16` is plugin number 17, but at most 16 plugins are supported; remove or merge plugins"]
+            [
+                "plugins.conf:17: plugin `p16` is plugin number 17, but at most 16 plugins are supported; remove or merge plugins"
+            ]
         );
     }
 
@@ -519,7 +545,11 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(errs[0].field, Some(2));
-        assert!(errs[0].reason.contains("resolves to /a/rather/long"), "{}", errs[0]);
+        assert!(
+            errs[0].reason.contains("resolves to /a/rather/long"),
+            "{}",
+            errs[0]
+        );
     }
 
     #[test]
@@ -531,7 +561,11 @@ mod tests {
     #[test]
     fn unreadable_file_is_an_error_naming_it() {
         let errs = load(Path::new("/nonexistent/plugins.conf")).unwrap_err();
-        assert!(errs[0].to_string().starts_with("/nonexistent/plugins.conf: cannot read"));
+        assert!(
+            errs[0]
+                .to_string()
+                .starts_with("/nonexistent/plugins.conf: cannot read")
+        );
     }
 
     #[test]

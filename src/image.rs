@@ -298,7 +298,9 @@ impl Image {
             // SAFETY: we own the mutex now (EOWNERDEAD); marking it consistent
             // is the documented recovery.
             unsafe { libc::pthread_mutex_consistent(m) };
-            self.header().lock_recoveries.fetch_add(1, Ordering::Relaxed);
+            self.header()
+                .lock_recoveries
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
 

@@ -150,8 +150,12 @@ pub fn start(home: Option<&Path>) -> Result<Interpreter, Error> {
     let home_c = home
         .map(|h| {
             use std::os::unix::ffi::OsStrExt;
-            CString::new(h.as_os_str().as_bytes())
-                .map_err(|_| Error::Usage(format!("--python-home {}: contains a NUL byte", h.display())))
+            CString::new(h.as_os_str().as_bytes()).map_err(|_| {
+                Error::Usage(format!(
+                    "--python-home {}: contains a NUL byte",
+                    h.display()
+                ))
+            })
         })
         .transpose()?;
     let program = std::env::current_exe()
@@ -177,11 +181,8 @@ pub fn start(home: Option<&Path>) -> Result<Interpreter, Error> {
         config.user_site_directory = 0;
         config.parse_argv = 0;
         config.buffered_stdio = 0;
-        let mut status = ffi::PyConfig_SetBytesString(
-            &mut config,
-            &mut config.program_name,
-            program.as_ptr(),
-        );
+        let mut status =
+            ffi::PyConfig_SetBytesString(&mut config, &mut config.program_name, program.as_ptr());
         if ffi::PyStatus_Exception(status) == 0
             && let Some(h) = &home_c
         {
@@ -195,7 +196,9 @@ pub fn start(home: Option<&Path>) -> Result<Interpreter, Error> {
             let msg = if status.err_msg.is_null() {
                 "unknown error".to_string()
             } else {
-                CStr::from_ptr(status.err_msg).to_string_lossy().into_owned()
+                CStr::from_ptr(status.err_msg)
+                    .to_string_lossy()
+                    .into_owned()
             };
             let hint = match home {
                 Some(h) => format!("--python-home {} is used", h.display()),
@@ -209,9 +212,13 @@ pub fn start(home: Option<&Path>) -> Result<Interpreter, Error> {
         ffi::PyEval_SaveThread();
     }
     Python::attach(|py| {
-        let helper =
-            PyModule::from_code(py, HELPER_SRC, c"<openplc-runtime>", c"_openplc_runtime")
-                .map_err(|e| Error::Python(format!("during runtime helper set-up: {}", describe(py, &e))))?;
+        let helper = PyModule::from_code(py, HELPER_SRC, c"<openplc-runtime>", c"_openplc_runtime")
+            .map_err(|e| {
+                Error::Python(format!(
+                    "during runtime helper set-up: {}",
+                    describe(py, &e)
+                ))
+            })?;
         Ok(Interpreter {
             helper: helper.unbind(),
         })
@@ -253,7 +260,9 @@ impl Interpreter {
             let d = self
                 .helper_call(py, "info", ())
                 .map_err(|e| Error::Python(format!("during python-info: {}", describe(py, &e))))?;
-            let d = d.cast_into::<PyDict>().map_err(|e| Error::Python(e.to_string()))?;
+            let d = d
+                .cast_into::<PyDict>()
+                .map_err(|e| Error::Python(e.to_string()))?;
             let mut out = Vec::new();
             for key in [
                 "version",
@@ -288,7 +297,11 @@ impl Interpreter {
     ) -> Result<Vec<String>, String> {
         Python::attach(|py| {
             let r = self
-                .helper_call(py, "set_paths", (plugin_dirs.to_vec(), site_dirs.to_vec(), system_site))
+                .helper_call(
+                    py,
+                    "set_paths",
+                    (plugin_dirs.to_vec(), site_dirs.to_vec(), system_site),
+                )
                 .map_err(|e| format!("during sys.path set-up: {}", describe(py, &e)))?;
             r.extract().map_err(|e: PyErr| e.to_string())
         })

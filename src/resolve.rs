@@ -74,7 +74,12 @@ impl Plan {
     /// Site directories of all venvs, in plugin order (shared interpreter).
     pub fn site_dirs(&self) -> Vec<PathBuf> {
         let mut out: Vec<PathBuf> = Vec::new();
-        for d in self.plugins.iter().filter_map(|p| p.venv.as_ref()).flat_map(|v| &v.site_dirs) {
+        for d in self
+            .plugins
+            .iter()
+            .filter_map(|p| p.venv.as_ref())
+            .flat_map(|v| &v.site_dirs)
+        {
             if !out.contains(d) {
                 out.push(d.clone());
             }
@@ -85,7 +90,11 @@ impl Plan {
     /// Plugin directories, in plugin order, without repeats.
     pub fn plugin_dirs(&self) -> Vec<PathBuf> {
         let mut out: Vec<PathBuf> = Vec::new();
-        for p in self.plugins.iter().filter(|p| p.entry.kind == PluginKind::Python) {
+        for p in self
+            .plugins
+            .iter()
+            .filter(|p| p.entry.kind == PluginKind::Python)
+        {
             let d = p.dir();
             if !out.contains(&d) {
                 out.push(d);
@@ -130,7 +139,10 @@ pub fn resolve(
         match std::fs::metadata(&entry.path) {
             Ok(m) if m.is_file() => {
                 if euid == 0 {
-                    for p in [entry.path.as_path(), entry.path.parent().unwrap_or(Path::new("/"))] {
+                    for p in [
+                        entry.path.as_path(),
+                        entry.path.parent().unwrap_or(Path::new("/")),
+                    ] {
                         if let Err(e) = trusted(p) {
                             errors.push(format!("{at}: plugin `{name}`: {e}"));
                             ok = false;

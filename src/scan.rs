@@ -81,7 +81,11 @@ impl ScanStats {
     /// Upper bound (ns) of the lateness bucket holding quantile `q` (0..=1), or
     /// `None` before the first cycle. The overflow bucket reports the maximum.
     pub fn lateness_quantile_ns(&self, q: f64) -> Option<u64> {
-        let counts: Vec<u64> = self.hist.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        let counts: Vec<u64> = self
+            .hist
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
         let total: u64 = counts.iter().sum();
         if total == 0 {
             return None;

@@ -73,8 +73,7 @@ pub struct Report {
 pub fn plan(opts: &Options) -> Result<Plan, Error> {
     if opts.isolation == Isolation::Process {
         return Err(Error::Config(vec![
-            "--isolation process is not available in this build yet; use --isolation shared"
-                .into(),
+            "--isolation process is not available in this build yet; use --isolation shared".into(),
         ]));
     }
     let conf = config::load(&opts.config)
@@ -171,7 +170,8 @@ impl Supervisor {
                     self.stopping = Some("signal".into());
                 }
                 Event::StopRequested => {
-                    self.stopping.get_or_insert_with(|| "request_plc_stop".into());
+                    self.stopping
+                        .get_or_insert_with(|| "request_plc_stop".into());
                 }
                 Event::Reload => log::warn!(
                     "SIGHUP ignored while {what} runs: reloading plugins.conf is not supported by this build; restart the service to apply changes"
@@ -187,7 +187,11 @@ impl Supervisor {
         let (Some(module), interp) = (slot.module.clone(), Arc::clone(&self.interp)) else {
             return false;
         };
-        let capsule = if func == "init" { slot.capsule.clone() } else { None };
+        let capsule = if func == "init" {
+            slot.capsule.clone()
+        } else {
+            None
+        };
         let outcome = self.budgeted(&format!("{name}.{func}"), budget, move || {
             interp.call(&module, func, capsule.as_deref())
         });
@@ -305,7 +309,10 @@ impl Supervisor {
             );
         }
         if recovered > last.3 {
-            log::warn!("image lock: recovered from a dead owner {} time(s)", recovered - last.3);
+            log::warn!(
+                "image lock: recovered from a dead owner {} time(s)",
+                recovered - last.3
+            );
         }
         *last = (overruns, overflows, rejected, recovered);
     }

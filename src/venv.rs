@@ -158,12 +158,10 @@ pub fn open(plugin: &str, root: &Path, embedded: PyVersion) -> Result<Venv, Stri
     }
     let mut distributions = Vec::new();
     for dir in &site_dirs {
-        distributions.extend(installed_distributions(dir).map_err(|e| {
-            format!(
-                "plugin `{plugin}`: cannot list {}: {e}",
-                dir.display()
-            )
-        })?);
+        distributions.extend(
+            installed_distributions(dir)
+                .map_err(|e| format!("plugin `{plugin}`: cannot list {}: {e}", dir.display()))?,
+        );
     }
     distributions.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(Venv {
