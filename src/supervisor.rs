@@ -436,10 +436,14 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         journal_overflows: image.journal_overflows(),
         stopped_by,
     };
+    let q = |x: f64| stats.lateness_quantile_ns(x).unwrap_or(0) / 1000;
     log::info!(
-        "stopped: {} scan cycles, {} overrun(s), {} journal write(s) applied, {} dropped",
+        "stopped: {} scan cycles, {} overrun(s), lateness p50 <= {} us, p99 <= {} us, max {} us; {} journal write(s) applied, {} dropped",
         report.cycles,
         report.overruns,
+        q(0.5),
+        q(0.99),
+        stats.lateness_max_ns.load(std::sync::atomic::Ordering::Relaxed) / 1000,
         report.journal_applied,
         report.journal_overflows
     );

@@ -97,7 +97,7 @@ finish() {
     [[ $failed == 0 ]]
 }
 
-# shellcheck_clean DESCRIPTION FILE...: shellcheck -S style finds nothing. In CI
+# Usage: shellcheck_clean DESCRIPTION FILE...; passes when `shellcheck -S style` finds nothing. In CI
 # a missing shellcheck is a failure, not a skip.
 shellcheck_clean() {
     local description=$1

@@ -4,10 +4,11 @@
 # The script runs from a copy in a scratch project so that "the project root"
 # (plugins/, examples/, venvs/, target/) is under the test's control.
 set -euo pipefail
-# shellcheck source=tests/scripts/lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 script=$project/scripts/manage_plugin_venvs.sh
+this_test=$(realpath -- "${BASH_SOURCE[0]}")
 tmp=$(mktemp -d)
 trap 'rm -rf -- "$tmp"' EXIT
 
@@ -224,6 +225,7 @@ for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[0-9]*/bin/python3.1[
     fi
 done
 fake_runtime() { # FILE VERSION PREFIX
+    # shellcheck disable=SC2016 # $1 belongs to the generated script
     printf '#!/bin/sh\n[ "$1" = python-info ] || exit 64\nprintf "version=%s\\nmajor_minor=%s\\nprefix=%s\\n"\n' \
         "$2" "${2%.*}" "$3" >"$1"
     chmod +x "$1"
@@ -328,6 +330,6 @@ run "$m" create my_plugin
 expect_rc "guide recreate: create" 0
 
 shellcheck_clean "manage_plugin_venvs.sh is shellcheck-clean" "$script"
-shellcheck_clean "this test is shellcheck-clean" "${BASH_SOURCE[0]}" "$project/tests/scripts/lib.sh"
+shellcheck_clean "this test is shellcheck-clean" "$this_test" "$project/tests/scripts/lib.sh"
 
 finish
