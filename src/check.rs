@@ -1,11 +1,13 @@
 //! `openplc-runtime check`: everything the daemon verifies before it starts a
-//! plugin, plus importing each enabled Python plugin (without calling `init`).
+//! plugin, plus importing each enabled Python plugin and loading each native
+//! one (`dlopen` and its symbols), without calling `init`.
 //! Used by image builds and by people; prints one line per plugin.
 
 use std::io::Write;
 
 use crate::config::{self, PluginKind};
 use crate::error::Error;
+use crate::native;
 use crate::python;
 use crate::resolve;
 use crate::supervisor::Options;
@@ -48,13 +50,21 @@ pub fn check(opts: &Options, out: &mut dyn Write) -> Result<(), Error> {
             continue;
         };
         if p.entry.kind == PluginKind::Native {
-            let msg = format!(
-                "{}:{}: plugin `{name}`: native plugins (type 1) are not supported by this build yet",
-                conf.file.display(),
-                entry.line
-            );
-            let _ = writeln!(out, "{name}: error (see below)");
-            errors.push(msg);
+            // dlopen(RTLD_NOW) resolves every symbol, so a library missing on
+            // the board is found here; no plugin function is called.
+            match native::check(&p.entry.path) {
+                Ok(symbols) => {
+                    let _ = writeln!(out, "{name}: ok (native, {symbols})");
+                }
+                Err(e) => {
+                    let _ = writeln!(out, "{name}: error (see below)");
+                    errors.push(format!(
+                        "{}:{}: plugin `{name}`: {e}",
+                        conf.file.display(),
+                        entry.line
+                    ));
+                }
+            }
             continue;
         }
         let Some(interp) = &interp else { continue };

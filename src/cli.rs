@@ -4,10 +4,9 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use log::LevelFilter;
-
 use crate::error::Error;
 use crate::image::MAX_BUFFER_SIZE;
+use crate::logging::{self, Target};
 use crate::resolve::Isolation;
 use crate::scan::{MAX_PERIOD, MIN_PERIOD};
 use crate::supervisor::Options;
@@ -32,8 +31,24 @@ OPTIONS:
     --python-home DIR      prefix holding lib/pythonX.Y, when the embedded
                            interpreter cannot find its standard library
     --log-level LEVEL      error, warning, info, debug [default: info]
+    --log-target TARGET    auto, journal, syslog, stderr [default: auto: the
+                           journal when stderr is connected to it
+                           ($JOURNAL_STREAM), else syslog if /dev/log
+                           exists, else stderr]
+    --syslog-socket PATH   [default: /dev/log]
+    --journal-socket PATH  [default: /run/systemd/journal/socket]
     -h, --help             this text
     -V, --version          the version
+
+SIGNALS:
+    SIGTERM, SIGINT   ordered stop (stop_loop, then cleanup, in reverse order);
+                      a second one while a plugin call hangs exits at once (70)
+    SIGHUP            reload plugins.conf: start new and changed plugins, stop
+                      removed ones; an invalid file changes nothing
+
+ENVIRONMENT:
+    NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID   systemd's notify protocol
+    JOURNAL_STREAM                               systemd's journal detection
 
 EXIT STATUS:
     0   success
@@ -54,17 +69,17 @@ pub enum Command {
     Version,
 }
 
-/// The command and the log level.
+/// The command and the logging settings.
 #[derive(Debug, Clone)]
 pub struct Cli {
     pub command: Command,
-    pub log_level: LevelFilter,
+    pub log: logging::Options,
 }
 
 /// Parses `args` (without the program name).
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Error> {
     let mut opts = Options::default();
-    let mut log_level = LevelFilter::Info;
+    let mut log = logging::Options::default();
     let mut command: Option<&str> = None;
     let mut it = args.into_iter();
     let usage = |m: String| Error::Usage(m);
@@ -124,12 +139,22 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Error> {
             "--python-home" => opts.python_home = Some(PathBuf::from(value("--python-home")?)),
             "--log-level" => {
                 let v = value("--log-level")?;
-                log_level = crate::logging::parse_level(&v).ok_or_else(|| {
+                log.level = logging::parse_level(&v).ok_or_else(|| {
                     usage(format!(
                         "--log-level {v}: expected error, warning, info or debug"
                     ))
                 })?;
             }
+            "--log-target" => {
+                let v = value("--log-target")?;
+                log.target = Target::parse(&v).ok_or_else(|| {
+                    usage(format!(
+                        "--log-target {v}: expected auto, journal, syslog or stderr"
+                    ))
+                })?;
+            }
+            "--syslog-socket" => log.syslog_socket = PathBuf::from(value("--syslog-socket")?),
+            "--journal-socket" => log.journal_socket = PathBuf::from(value("--journal-socket")?),
             "run" | "check" | "python-info" if command.is_none() => {
                 command = Some(match flag.as_str() {
                     "run" => "run",
@@ -147,7 +172,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Error> {
         "python-info" => Command::PythonInfo(opts),
         _ => Command::Run(opts),
     };
-    Ok(Cli { command, log_level })
+    Ok(Cli { command, log })
 }
 
 /// `20ms`, `500us`, `1s`, `250000ns`; a bare number is milliseconds.

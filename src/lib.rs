@@ -4,8 +4,10 @@
 //! Where to look: `config` (plugins.conf), `venv` (pyvenv.cfg, site-packages,
 //! installed distributions), `resolve` (conf + venvs → a checked plan), `python`
 //! (the embedded interpreter; all pyo3 code), `image` (the OpenPLC I/O image, the
-//! capsule struct, the journal; all C-ABI code), `scan` (the scan thread),
-//! `supervisor` (start-up, lifecycle, shutdown), `check`, `signals`, `logging`,
+//! capsule struct, the journal; all C-ABI code), `native` (type 1 plugins:
+//! dlopen, their lifecycle calls and cycle hooks), `scan` (the scan thread),
+//! `supervisor` (start-up, lifecycle, reload, shutdown), `systemd` (notify,
+//! watchdog), `check`, `signals`, `logging` (journal, syslog, stderr),
 //! `sys` (the few libc calls), `cli`, `alloc_probe` (zero-allocation proof).
 
 pub mod alloc_probe;
@@ -15,10 +17,12 @@ pub mod config;
 pub mod error;
 pub mod image;
 pub mod logging;
+pub mod native;
 pub mod python;
 pub mod resolve;
 pub mod scan;
 pub mod signals;
 pub mod supervisor;
 pub mod sys;
+pub mod systemd;
 pub mod venv;

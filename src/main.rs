@@ -26,7 +26,14 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: cli::Cli) -> Result<(), openplc_runtime::error::Error> {
-    openplc_runtime::logging::init(cli.log_level);
+    match openplc_runtime::logging::init(&cli.log) {
+        Ok(note) => log::debug!("{note}"),
+        Err(e) => {
+            return Err(openplc_runtime::error::Error::Usage(format!(
+                "--log-target: {e}"
+            )));
+        }
+    }
     match cli.command {
         Command::Help => print!("{}", cli::HELP),
         Command::Version => println!("openplc-runtime {}", env!("CARGO_PKG_VERSION")),

@@ -1,14 +1,16 @@
 //! The scan thread: a fixed period with absolute deadlines (no drift), the
-//! journal applied under the image lock each cycle, and statistics in fixed-size
+//! journal applied under the image lock each cycle, native plugins'
+//! `cycle_start`/`cycle_end` hooks around it, and statistics in fixed-size
 //! atomics. After its set-up it never allocates, never logs and never takes the
 //! GIL; the supervisor reads the statistics.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::image::Image;
+use crate::native::{CycleHooks, Phase};
 use crate::sys::{monotonic_ns, sleep_until_ns};
 
 /// Default scan period (OpenPLC's default `common_ticktime__` is 20 ms).
@@ -29,6 +31,76 @@ const COARSE_NS: u64 = 1_000_000;
 /// Number of histogram buckets.
 pub const HIST_BUCKETS: usize = FINE_BUCKETS + COARSE_BUCKETS + 1;
 
+/// Capacity of the scan thread's event queue. The supervisor drains it every
+/// report interval; 32 overrun reports per interval say everything useful and
+/// the rest are counted as dropped, never waited for.
+pub const EVENT_CAPACITY: usize = 32;
+
+/// Something the scan thread wants logged. It never logs itself (logging
+/// allocates and may block); it queues events for the supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanEvent {
+    /// Cycle number whose deadline was missed.
+    pub cycle: u64,
+    /// Deadlines skipped.
+    pub missed: u64,
+    /// How late the cycle woke, ns.
+    pub late_ns: u64,
+    /// How long the cycle's work took, ns.
+    pub took_ns: u64,
+}
+
+/// A single-producer (scan thread), single-consumer (supervisor) ring of
+/// [`ScanEvent`]s in fixed storage: pushing never blocks and never allocates;
+/// a full ring counts the event as dropped.
+struct EventRing {
+    head: AtomicUsize,
+    tail: AtomicUsize,
+    slots: [[AtomicU64; 4]; EVENT_CAPACITY],
+    dropped: AtomicU64,
+}
+
+impl EventRing {
+    const fn new() -> EventRing {
+        EventRing {
+            head: AtomicUsize::new(0),
+            tail: AtomicUsize::new(0),
+            slots: [const { [const { AtomicU64::new(0) }; 4] }; EVENT_CAPACITY],
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    fn push(&self, e: ScanEvent) {
+        let tail = self.tail.load(Ordering::Relaxed);
+        if tail.wrapping_sub(self.head.load(Ordering::Acquire)) >= EVENT_CAPACITY {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let s = &self.slots[tail % EVENT_CAPACITY];
+        for (slot, v) in s.iter().zip([e.cycle, e.missed, e.late_ns, e.took_ns]) {
+            slot.store(v, Ordering::Relaxed);
+        }
+        self.tail.store(tail.wrapping_add(1), Ordering::Release);
+    }
+
+    fn pop(&self) -> Option<ScanEvent> {
+        let head = self.head.load(Ordering::Relaxed);
+        if head == self.tail.load(Ordering::Acquire) {
+            return None;
+        }
+        let s = &self.slots[head % EVENT_CAPACITY];
+        let v = |i: usize| s[i].load(Ordering::Relaxed);
+        let e = ScanEvent {
+            cycle: v(0),
+            missed: v(1),
+            late_ns: v(2),
+            took_ns: v(3),
+        };
+        self.head.store(head.wrapping_add(1), Ordering::Release);
+        Some(e)
+    }
+}
+
 /// Scan statistics, shared with the supervisor (and the benchmarks).
 pub struct ScanStats {
     pub cycles: AtomicU64,
@@ -40,10 +112,15 @@ pub struct ScanStats {
     pub lateness_last_ns: AtomicU64,
     /// Time from wake-up to the end of the cycle's work, in ns.
     pub cycle_max_ns: AtomicU64,
+    /// Time spent in native plugins' cycle hooks (both phases) in one cycle,
+    /// in ns: the worst so far and the last cycle's. Part of the cycle time.
+    pub hooks_max_ns: AtomicU64,
+    pub hooks_last_ns: AtomicU64,
     /// Monotonic time (ns) at the end of the last completed cycle.
     pub last_cycle_end_ns: AtomicU64,
     hist: [AtomicU64; HIST_BUCKETS],
     period_ns: u64,
+    events: EventRing,
 }
 
 impl ScanStats {
@@ -54,10 +131,23 @@ impl ScanStats {
             lateness_max_ns: AtomicU64::new(0),
             lateness_last_ns: AtomicU64::new(0),
             cycle_max_ns: AtomicU64::new(0),
+            hooks_max_ns: AtomicU64::new(0),
+            hooks_last_ns: AtomicU64::new(0),
             last_cycle_end_ns: AtomicU64::new(0),
             hist: [const { AtomicU64::new(0) }; HIST_BUCKETS],
             period_ns,
+            events: EventRing::new(),
         }
+    }
+
+    /// The next queued scan event (supervisor only).
+    pub fn pop_event(&self) -> Option<ScanEvent> {
+        self.events.pop()
+    }
+
+    /// Events that did not fit in the queue.
+    pub fn events_dropped(&self) -> u64 {
+        self.events.dropped.load(Ordering::Relaxed)
     }
 
     /// The scan period in ns (`base_tick_ns`).
@@ -112,23 +202,34 @@ impl ScanStats {
 pub struct ScanThread {
     stop: Arc<AtomicBool>,
     stats: Arc<ScanStats>,
+    hooks: Arc<CycleHooks>,
     handle: Option<JoinHandle<()>>,
 }
 
 impl ScanThread {
-    /// Starts the scan loop over `image` with `period`.
-    pub fn spawn(image: &'static Image, period: Duration) -> std::io::Result<ScanThread> {
+    /// Starts the scan loop over `image` with `period`, calling the native
+    /// plugins' hooks registered in `hooks` each cycle. Hooks are added and
+    /// removed while the loop runs (see [`CycleHooks`]): the thread starts
+    /// before any plugin's `init`, and a plugin's hooks run only between its
+    /// `start_loop` and its `stop_loop`.
+    pub fn spawn(
+        image: &'static Image,
+        period: Duration,
+        hooks: Arc<CycleHooks>,
+    ) -> std::io::Result<ScanThread> {
         let stop = Arc::new(AtomicBool::new(false));
         let period_ns = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
         let stats = Arc::new(ScanStats::new(period_ns));
         let handle = std::thread::Builder::new().name("plc-scan".into()).spawn({
             let stop = Arc::clone(&stop);
             let stats = Arc::clone(&stats);
-            move || scan_loop(image, period_ns, &stop, &stats)
+            let hooks = Arc::clone(&hooks);
+            move || scan_loop(image, period_ns, &stop, &stats, &hooks)
         })?;
         Ok(ScanThread {
             stop,
             stats,
+            hooks,
             handle: Some(handle),
         })
     }
@@ -136,6 +237,11 @@ impl ScanThread {
     /// Shared statistics.
     pub fn stats(&self) -> &Arc<ScanStats> {
         &self.stats
+    }
+
+    /// The native cycle hooks this thread calls.
+    pub fn hooks(&self) -> &CycleHooks {
+        &self.hooks
     }
 
     /// Stops the loop after its current cycle and waits for it. A scan thread
@@ -157,7 +263,13 @@ impl ScanThread {
     }
 }
 
-fn scan_loop(image: &'static Image, period_ns: u64, stop: &AtomicBool, stats: &ScanStats) {
+fn scan_loop(
+    image: &'static Image,
+    period_ns: u64,
+    stop: &AtomicBool,
+    stats: &ScanStats,
+    hooks: &CycleHooks,
+) {
     let mut journal_head = 0u64;
     let mut deadline = monotonic_ns() + period_ns;
     crate::alloc_probe::enter_steady_state();
@@ -166,9 +278,16 @@ fn scan_loop(image: &'static Image, period_ns: u64, stop: &AtomicBool, stats: &S
         let woke = monotonic_ns();
         stats.record_lateness(woke.saturating_sub(deadline));
 
+        // Native hooks run outside the image lock, as in OpenPLC: a plugin
+        // takes image_lock itself around its image access (holding the lock
+        // here would deadlock every plugin that does).
+        let mut hooks_ns = hooks.run(Phase::CycleStart);
         image.lock();
         image.apply_journal(&mut journal_head);
         image.unlock();
+        hooks_ns += hooks.run(Phase::CycleEnd);
+        stats.hooks_last_ns.store(hooks_ns, Ordering::Relaxed);
+        stats.hooks_max_ns.fetch_max(hooks_ns, Ordering::Relaxed);
 
         let end = monotonic_ns();
         stats.cycle_max_ns.fetch_max(end - woke, Ordering::Relaxed);
@@ -181,6 +300,12 @@ fn scan_loop(image: &'static Image, period_ns: u64, stop: &AtomicBool, stats: &S
             // to back; count them as overruns.
             let missed = (end - deadline) / period_ns + 1;
             stats.overruns.fetch_add(missed, Ordering::Relaxed);
+            stats.events.push(ScanEvent {
+                cycle: stats.cycles.load(Ordering::Relaxed),
+                missed,
+                late_ns: woke.saturating_sub(deadline - period_ns),
+                took_ns: end - woke,
+            });
             deadline += missed * period_ns;
         }
     }
@@ -189,6 +314,27 @@ fn scan_loop(image: &'static Image, period_ns: u64, stop: &AtomicBool, stats: &S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_ring_is_fifo_and_counts_drops() {
+        let r = EventRing::new();
+        let e = |c| ScanEvent {
+            cycle: c,
+            missed: 1,
+            late_ns: 2,
+            took_ns: 3,
+        };
+        for c in 0..EVENT_CAPACITY as u64 + 5 {
+            r.push(e(c));
+        }
+        assert_eq!(r.dropped.load(Ordering::Relaxed), 5);
+        for c in 0..EVENT_CAPACITY as u64 {
+            assert_eq!(r.pop(), Some(e(c)));
+        }
+        assert_eq!(r.pop(), None);
+        r.push(e(99));
+        assert_eq!(r.pop(), Some(e(99)));
+    }
 
     #[test]
     fn histogram_quantiles() {

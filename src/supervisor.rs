@@ -1,38 +1,46 @@
 //! The supervisor (main thread): parse → resolve → start Python → load and
-//! start plugins → run → ordered stop.
+//! start plugins → READY → run (signals, status, watchdog, reload) → ordered
+//! stop.
 //!
 //! Every plugin lifecycle call runs on a thread of its own while the supervisor
 //! waits with a time budget, so a plugin that hangs is reported by name and the
-//! rest of start-up or shutdown goes on without it.
+//! rest of start-up or shutdown goes on without it; meanwhile the supervisor
+//! keeps handling signals and the watchdog.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::config::{self, PluginKind};
 use crate::error::Error;
 use crate::image::{self, Image};
+use crate::native::{self, CycleHooks, NativeOutcome, NativePlugin};
 use crate::python::{self, CallOutcome, Capsule, Interpreter, Module};
 use crate::resolve::{self, Isolation, Plan, Plugin};
 use crate::scan::{self, ScanThread};
 use crate::signals::{Event, Signals};
+use crate::systemd::{Notifier, Watchdog};
 
 /// Budget for importing a plugin and running its `init`: imports of large
-/// libraries on a slow board take seconds; a minute means it is stuck.
+/// libraries on a slow board take seconds; half a minute means it is stuck.
 pub const INIT_BUDGET: Duration = Duration::from_secs(30);
 /// Budget for `start_loop`, which should only start threads.
 pub const START_BUDGET: Duration = Duration::from_secs(10);
 /// Budget for `stop_loop` (joining the plugin's threads). Shutdown goes on
-/// without a plugin that overruns it; systemd's stop timeout is longer.
+/// without a plugin that overruns it; the unit's TimeoutStopSec is longer.
 pub const STOP_BUDGET: Duration = Duration::from_secs(5);
 /// Budget for `cleanup`.
 pub const CLEANUP_BUDGET: Duration = Duration::from_secs(5);
 /// How long to wait for the scan thread to finish its last cycle; it can only
 /// overrun this when a plugin holds the image lock forever.
 pub const SCAN_STOP_BUDGET: Duration = Duration::from_secs(2);
-/// How often the supervisor looks at the scan statistics and reports changes.
+/// How often the supervisor reports scan events and refreshes STATUS.
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest single sleep while waiting for a lifecycle call, so signals and the
+/// watchdog are served promptly.
+const WAIT_SLICE: Duration = Duration::from_millis(200);
 
 /// Settings of `run` and `check`.
 #[derive(Debug, Clone)]
@@ -101,13 +109,25 @@ enum State {
 /// A plugin at run time.
 struct Slot {
     plugin: Plugin,
+    /// Callback slot (0..MAX_PLUGINS): selects the log/stop callbacks that
+    /// know this plugin's name.
+    index: usize,
+    /// A Python plugin: its module and capsule.
     module: Option<Arc<Module>>,
     capsule: Option<Arc<Capsule>>,
+    /// A native plugin (type 1) once loaded; unloaded after its `cleanup`.
+    native: Option<NativePlugin>,
     state: State,
     /// `init` was called (so `cleanup` is owed).
     init_ran: bool,
     /// A lifecycle call overran its budget and may still be running.
     stuck: bool,
+}
+
+impl Slot {
+    fn name(&self) -> &str {
+        self.plugin.name()
+    }
 }
 
 /// The outcome of a budgeted call.
@@ -119,32 +139,57 @@ enum Budgeted<T> {
 }
 
 struct Supervisor {
+    opts: Options,
     interp: Arc<Interpreter>,
     signals: Signals,
     image: &'static Image,
+    scan: ScanThread,
+    notifier: Notifier,
+    watchdog: Watchdog,
+    slots: Vec<Slot>,
     /// Set once SIGTERM/SIGINT or a stop request was seen.
     stopping: Option<String>,
+    /// A SIGHUP seen while busy, served when idle again.
+    reload_pending: bool,
+    /// The last reload's outcome, for STATUS.
+    last_reload: Option<String>,
+    /// Plugin changes that need a restart of the service to take effect.
+    restart_needed: Vec<String>,
+    /// Name of a plugin whose call is running past its budget (watchdog).
+    stuck: Option<String>,
+    /// Report counters already logged: journal overflows, rejects, lock
+    /// recoveries, dropped scan events.
+    reported: [u64; 4],
 }
 
 impl Supervisor {
+    /// Watchdog and STATUS upkeep; called whenever the supervisor wakes.
+    fn upkeep(&mut self) {
+        let cycles = self.scan.stats().cycles.load(Ordering::Relaxed);
+        self.watchdog
+            .tick(&self.notifier, cycles, self.stuck.as_deref());
+    }
+
     /// Runs `f` on its own thread and waits at most `budget` for it, while
-    /// still handling signals: a first SIGTERM/SIGINT is remembered (the
-    /// current step finishes, then the runtime stops), a second one abandons.
+    /// still serving signals and the watchdog: a first SIGTERM/SIGINT is
+    /// remembered (the current step finishes, then the runtime stops), a
+    /// second one abandons.
     fn budgeted<T: Send + 'static>(
         &mut self,
+        plugin: &str,
         what: &str,
         budget: Duration,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Budgeted<T> {
         let (tx, rx) = mpsc::channel();
         let spawned = std::thread::Builder::new()
-            .name(what.chars().take(15).collect())
+            .name(format!("{plugin}.{what}").chars().take(15).collect())
             .spawn(move || {
                 let _ = tx.send(f());
                 crate::signals::wake();
             });
         if let Err(e) = spawned {
-            log::error!("cannot start a thread for {what}: {e}");
+            log::error!("[{plugin}] cannot start a thread for {what}(): {e}");
             return Budgeted::Overran;
         }
         let deadline = Instant::now() + budget;
@@ -156,52 +201,57 @@ impl Supervisor {
             }
             let now = Instant::now();
             if now >= deadline {
+                self.stuck = Some(format!("{plugin} {what}()"));
                 return Budgeted::Overran;
             }
-            match self
-                .signals
-                .wait((deadline - now).min(Duration::from_millis(200)))
-            {
+            let slice = (deadline - now)
+                .min(WAIT_SLICE)
+                .min(self.watchdog.max_sleep());
+            match self.signals.wait(slice) {
                 Event::Terminate(n) => {
                     if self.stopping.is_some() || n > 1 {
                         return Budgeted::Abandon;
                     }
-                    log::info!("stop requested by signal; finishing {what} first");
+                    log::info!("stop requested by signal; finishing [{plugin}] {what}() first");
                     self.stopping = Some("signal".into());
                 }
                 Event::StopRequested => {
                     self.stopping
                         .get_or_insert_with(|| "request_plc_stop".into());
                 }
-                Event::Reload => log::warn!(
-                    "SIGHUP ignored while {what} runs: reloading plugins.conf is not supported by this build; restart the service to apply changes"
-                ),
+                Event::Reload => self.reload_pending = true,
                 Event::Tick => {}
             }
+            self.upkeep();
         }
     }
 
     /// A lifecycle call with logging. Returns false on failure.
-    fn lifecycle(&mut self, slot: &mut Slot, func: &'static str, budget: Duration) -> bool {
-        let name = slot.plugin.name().to_string();
-        let (Some(module), interp) = (slot.module.clone(), Arc::clone(&self.interp)) else {
+    fn lifecycle(&mut self, i: usize, func: &'static str, budget: Duration) -> bool {
+        if self.slots[i].native.is_some() {
+            return self.native_lifecycle(i, func, budget);
+        }
+        let slot = &self.slots[i];
+        let name = slot.name().to_string();
+        let Some(module) = slot.module.clone() else {
             return false;
         };
+        let interp = Arc::clone(&self.interp);
         let capsule = if func == "init" {
             slot.capsule.clone()
         } else {
             None
         };
-        let outcome = self.budgeted(&format!("{name}.{func}"), budget, move || {
+        let outcome = self.budgeted(&name, func, budget, move || {
             interp.call(&module, func, capsule.as_deref())
         });
+        let path = self.slots[i].plugin.entry.path.display().to_string();
         match outcome {
             Budgeted::Done(CallOutcome::Ok) => true,
             Budgeted::Done(CallOutcome::Missing) if func != "init" => true,
             Budgeted::Done(CallOutcome::Missing) => {
                 log::error!(
-                    "[{name}] has no init() function: {} is not an OpenPLC plugin (init(args) is required); plugin disabled",
-                    slot.plugin.entry.path.display()
+                    "[{name}] has no init() function: {path} is not an OpenPLC plugin (init(args) is required); plugin disabled"
                 );
                 false
             }
@@ -214,53 +264,47 @@ impl Supervisor {
                     "[{name}] {func}() did not return within {} s; going on without it",
                     budget.as_secs()
                 );
-                slot.stuck = true;
+                self.slots[i].stuck = true;
                 false
             }
             Budgeted::Abandon => abandon(&name, func),
         }
     }
 
-    fn load(&mut self, index: usize, plugin: &Plugin, period_ns: u64) -> Slot {
-        let mut slot = Slot {
-            plugin: plugin.clone(),
-            module: None,
-            capsule: None,
-            state: State::Failed,
-            init_ran: false,
-            stuck: false,
-        };
+    /// Imports a plugin and runs its `init`; the slot records the outcome.
+    fn load(&mut self, i: usize) {
+        let plugin = self.slots[i].plugin.clone();
         let name = plugin.name().to_string();
-        if plugin.entry.kind == PluginKind::Native {
-            log::error!(
-                "[{name}] native plugins (type 1) are not supported by this build yet; plugin not loaded"
-            );
-            return slot;
-        }
+        self.notifier.extend_timeout(INIT_BUDGET + START_BUDGET);
+        let index = self.slots[i].index;
         image::set_slot_name(index, &name);
+        let period_ns = self.scan.stats().period_ns();
         let args = self
             .image
             .runtime_args(index, plugin.entry.config_path.as_deref(), period_ns);
+        if plugin.entry.kind == PluginKind::Native {
+            return self.load_native(i, args);
+        }
         match Capsule::new(args) {
-            Ok(c) => slot.capsule = Some(Arc::new(c)),
+            Ok(c) => self.slots[i].capsule = Some(Arc::new(c)),
             Err(e) => {
                 log::error!("[{name}] cannot make its capsule: {e}");
-                return slot;
+                return;
             }
         }
         let interp = Arc::clone(&self.interp);
         let module_name = python::module_name(&name);
         let path = plugin.entry.path.clone();
-        match self.budgeted(&format!("{name}.import"), INIT_BUDGET, move || {
+        match self.budgeted(&name, "import", INIT_BUDGET, move || {
             interp.load_plugin(&module_name, &path)
         }) {
-            Budgeted::Done(Ok(m)) => slot.module = Some(Arc::new(m)),
+            Budgeted::Done(Ok(m)) => self.slots[i].module = Some(Arc::new(m)),
             Budgeted::Done(Err(tb)) => {
                 log::error!(
                     "[{name}] importing {} failed; the plugin is marked failed:\n{tb}",
                     plugin.entry.path.display()
                 );
-                return slot;
+                return;
             }
             Budgeted::Overran => {
                 log::error!(
@@ -268,53 +312,435 @@ impl Supervisor {
                     plugin.entry.path.display(),
                     INIT_BUDGET.as_secs()
                 );
-                slot.stuck = true;
-                return slot;
+                self.slots[i].stuck = true;
+                return;
             }
             Budgeted::Abandon => abandon(&name, "import"),
         }
-        slot.init_ran = true;
-        if self.lifecycle(&mut slot, "init", INIT_BUDGET) {
-            slot.state = State::Initialized;
+        self.slots[i].init_ran = true;
+        if self.lifecycle(i, "init", INIT_BUDGET) {
+            self.slots[i].state = State::Initialized;
         }
-        slot
     }
 
-    fn report_scan(&self, scan: &ScanThread, last: &mut (u64, u64, u64, u64)) {
-        let s = scan.stats();
-        let overruns = s.overruns.load(std::sync::atomic::Ordering::Relaxed);
-        let overflows = self.image.journal_overflows();
-        let rejected = self.image.journal_rejected();
-        let recovered = self.image.lock_recoveries();
-        if overruns > last.0 {
-            log::warn!(
-                "scan: {} deadline(s) missed in the last interval (period {} µs, longest cycle {} µs, worst lateness {} µs)",
-                overruns - last.0,
-                s.period_ns() / 1000,
-                s.cycle_max_ns.load(std::sync::atomic::Ordering::Relaxed) / 1000,
-                s.lateness_max_ns.load(std::sync::atomic::Ordering::Relaxed) / 1000
+    /// `load` for a native plugin: `dlopen` and its symbols (budgeted: the
+    /// library's constructors run), then `init` with `args`, which the plugin
+    /// keeps until its `cleanup` returned.
+    fn load_native(&mut self, i: usize, args: Box<image::RuntimeArgs>) {
+        let (name, index) = (self.slots[i].name().to_string(), self.slots[i].index);
+        let path = self.slots[i].plugin.entry.path.clone();
+        let load = native::loader(index, path.clone(), args);
+        match self.budgeted(&name, "dlopen", INIT_BUDGET, load) {
+            Budgeted::Done(Ok(p)) => self.slots[i].native = Some(p),
+            Budgeted::Done(Err(e)) => {
+                log::error!("[{name}] {e}; the plugin is marked failed");
+                return;
+            }
+            Budgeted::Overran => {
+                log::error!(
+                    "[{name}] loading {} did not finish within {} s; going on without it",
+                    path.display(),
+                    INIT_BUDGET.as_secs()
+                );
+                self.slots[i].stuck = true;
+                return;
+            }
+            Budgeted::Abandon => abandon(&name, "dlopen"),
+        }
+        self.slots[i].init_ran = true;
+        if self.lifecycle(i, "init", INIT_BUDGET) {
+            self.slots[i].state = State::Initialized;
+        }
+    }
+
+    /// `lifecycle` for a native plugin, with the same budgets and reports. Its
+    /// cycle hooks run while it is started: added after `start_loop`, removed
+    /// before `stop_loop` (waiting for the scan thread to leave them); the
+    /// library is closed after `cleanup` returned, never while a call is stuck.
+    fn native_lifecycle(&mut self, i: usize, func: &'static str, budget: Duration) -> bool {
+        let name = self.slots[i].name().to_string();
+        let Some(plugin) = &self.slots[i].native else {
+            return false;
+        };
+        if func == "stop_loop" && !self.scan.hooks().remove(plugin.slot(), SCAN_STOP_BUDGET) {
+            log::error!(
+                "[{name}] the scan thread is stuck in a native cycle hook; stop_loop() and cleanup() are skipped"
+            );
+            self.slots[i].stuck = true;
+            return false;
+        }
+        let call = plugin.call(func);
+        match self.budgeted(&name, func, budget, move || call.run()) {
+            Budgeted::Done(NativeOutcome::Ok | NativeOutcome::Missing) => {}
+            Budgeted::Done(NativeOutcome::Failed(rc)) => {
+                log::error!(
+                    "[{name}] {func}() returned {rc} (0 = success); the plugin is marked failed"
+                );
+                return false;
+            }
+            Budgeted::Overran => {
+                log::error!(
+                    "[{name}] {func}() did not return within {} s; going on without it",
+                    budget.as_secs()
+                );
+                self.slots[i].stuck = true;
+                return false;
+            }
+            Budgeted::Abandon => abandon(&name, func),
+        }
+        if func == "start_loop"
+            && let Some(p) = &self.slots[i].native
+        {
+            self.scan.hooks().add(p);
+        }
+        if func == "cleanup"
+            && let Some(p) = self.slots[i].native.take()
+        {
+            p.unload();
+        }
+        true
+    }
+
+    /// Loads and starts the slots in `range` (new slots at the end of `slots`):
+    /// every `init` first, in order, then `start_loop` for those whose init
+    /// succeeded.
+    fn start_slots(&mut self, range: std::ops::Range<usize>) {
+        for i in range.clone() {
+            if self.stopping.is_some() {
+                break;
+            }
+            self.load(i);
+        }
+        for i in range {
+            if self.stopping.is_some() {
+                break;
+            }
+            if self.slots[i].state == State::Initialized
+                && self.lifecycle(i, "start_loop", START_BUDGET)
+            {
+                self.slots[i].state = State::Started;
+            } else {
+                self.slots[i].state = State::Failed;
+            }
+        }
+    }
+
+    /// Stops the given slots (indices into `slots`, stopped in the order
+    /// given): `stop_loop` for the started ones, then `cleanup` for those whose
+    /// init ran. With `scan` set, the scan thread is stopped in between.
+    fn stop_slots(&mut self, order: &[usize], scan: bool) {
+        for &i in order {
+            if self.slots[i].state == State::Started && !self.lifecycle(i, "stop_loop", STOP_BUDGET)
+            {
+                log::warn!("[{}] did not stop cleanly", self.slots[i].name());
+            }
+            self.slots[i].state = State::Failed;
+        }
+        if scan && !self.scan.stop(SCAN_STOP_BUDGET) {
+            log::error!(
+                "the scan thread did not finish within {} s: a plugin is holding the image lock",
+                SCAN_STOP_BUDGET.as_secs()
             );
         }
-        if overflows > last.1 {
+        for &i in order {
+            if self.slots[i].stuck {
+                log::warn!(
+                    "[{}] skipping cleanup(): an earlier call of this plugin is still running",
+                    self.slots[i].name()
+                );
+            } else if self.slots[i].init_ran {
+                self.slots[i].init_ran = false;
+                self.lifecycle(i, "cleanup", CLEANUP_BUDGET);
+            }
+        }
+    }
+
+    /// One human line for STATUS=.
+    fn status_line(&self) -> String {
+        let running = self
+            .slots
+            .iter()
+            .filter(|s| s.state == State::Started)
+            .count();
+        let failed: Vec<&str> = self
+            .slots
+            .iter()
+            .filter(|s| s.state == State::Failed)
+            .map(Slot::name)
+            .collect();
+        let stats = self.scan.stats();
+        let mut s = format!(
+            "{running} plugin(s) running, {} failed{}; scan {} us, {} overrun(s)",
+            failed.len(),
+            if failed.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", failed.join(", "))
+            },
+            stats.period_ns() / 1000,
+            stats.overruns.load(Ordering::Relaxed)
+        );
+        if stats.overruns.load(Ordering::Relaxed) > 0 {
+            s.push_str(&self.hooks_note());
+        }
+        if let Some(r) = &self.last_reload {
+            s.push_str("; ");
+            s.push_str(r);
+        }
+        if !self.restart_needed.is_empty() {
+            s.push_str(&format!(
+                "; restart needed for: {}",
+                self.restart_needed.join(", ")
+            ));
+        }
+        if let Some(p) = &self.stuck {
+            s.push_str(&format!("; STUCK: {p}"));
+        }
+        s
+    }
+
+    /// What native cycle hooks cost, for overrun reports: "; native cycle
+    /// hooks took up to N us in one cycle (slowest: [name] M us in one call)",
+    /// or "" while no hook has run.
+    fn hooks_note(&self) -> String {
+        let Some((index, call_ns)) = self.scan.hooks().slowest() else {
+            return String::new();
+        };
+        let name = self
+            .slots
+            .iter()
+            .find(|s| s.index == index)
+            .map_or("?", Slot::name);
+        format!(
+            "; native cycle hooks took up to {} us in one cycle (slowest: [{name}] {} us in one call)",
+            self.scan.stats().hooks_max_ns.load(Ordering::Relaxed) / 1000,
+            call_ns / 1000
+        )
+    }
+
+    /// Logs queued scan events and counter changes; refreshes STATUS.
+    fn report(&mut self) {
+        let stats = Arc::clone(self.scan.stats());
+        while let Some(e) = stats.pop_event() {
             log::warn!(
-                "journal full: {} write(s) dropped in the last interval (capacity {} per cycle)",
-                overflows - last.1,
+                "scan: cycle {} missed {} deadline(s): woke {} us late, its work took {} us (period {} us){}",
+                e.cycle,
+                e.missed,
+                e.late_ns / 1000,
+                e.took_ns / 1000,
+                stats.period_ns() / 1000,
+                self.hooks_note()
+            );
+        }
+        let now = [
+            self.image.journal_overflows(),
+            self.image.journal_rejected(),
+            self.image.lock_recoveries(),
+            stats.events_dropped(),
+        ];
+        let d: Vec<u64> = now.iter().zip(self.reported).map(|(n, r)| n - r).collect();
+        if d[0] > 0 {
+            log::warn!(
+                "journal full: {} write(s) dropped (capacity {} per cycle)",
+                d[0],
                 image::JOURNAL_CAPACITY
             );
         }
-        if rejected > last.2 {
+        if d[1] > 0 {
             log::warn!(
                 "journal: {} write(s) rejected (wrong type code for the function, index >= buffer_size or bit > 7)",
-                rejected - last.2
+                d[1]
             );
         }
-        if recovered > last.3 {
-            log::warn!(
-                "image lock: recovered from a dead owner {} time(s)",
-                recovered - last.3
-            );
+        if d[2] > 0 {
+            log::warn!("image lock: recovered from a dead owner {} time(s)", d[2]);
         }
-        *last = (overruns, overflows, rejected, recovered);
+        if d[3] > 0 {
+            log::warn!("scan: {} more overrun report(s) dropped (queue full)", d[3]);
+        }
+        self.reported = now;
+        let status = self.status_line();
+        self.notifier.status(&status);
+    }
+
+    /// SIGHUP: re-read plugins.conf; apply the difference, or keep everything
+    /// running as it is when the new file is invalid.
+    fn reload(&mut self) {
+        self.reload_pending = false;
+        self.notifier.reloading();
+        log::info!("SIGHUP: reloading {}", self.opts.config.display());
+        let new_plan = match plan(&self.opts) {
+            Ok(p) => p,
+            Err(e) => {
+                let list = match e {
+                    Error::Config(l) => l,
+                    other => vec![other.to_string()],
+                };
+                for m in &list {
+                    log::error!("reload: {m}");
+                }
+                log::error!(
+                    "reload failed: {} problem(s) in {}; the running plugins are unchanged",
+                    list.len(),
+                    self.opts.config.display()
+                );
+                self.last_reload = Some(format!(
+                    "reload failed ({} problem(s) in plugins.conf), running set unchanged",
+                    list.len()
+                ));
+                let status = self.status_line();
+                self.notifier.ready(&status);
+                return;
+            }
+        };
+
+        // Decide per running plugin: keep, restart, remove; and what is new.
+        let mut remove: Vec<usize> = Vec::new();
+        let mut keep_old: Vec<Plugin> = Vec::new();
+        let mut restart_needed = Vec::new();
+        for (i, s) in self.slots.iter().enumerate() {
+            match new_plan.plugins.iter().find(|p| p.name() == s.name()) {
+                None => remove.push(i),
+                Some(p) if same_plugin(&s.plugin, p) && s.state != State::Failed => {}
+                Some(p)
+                    if self.opts.isolation == Isolation::Shared
+                        && s.plugin.entry.venv_path != p.entry.venv_path
+                        && !s.stuck =>
+                {
+                    // One interpreter cannot drop the packages it imported
+                    // from the old venv: saying "reloaded" would be a lie.
+                    restart_needed.push(format!("{} (venv changed)", p.name()));
+                    keep_old.push(s.plugin.clone());
+                }
+                Some(_) => remove.push(i),
+            }
+        }
+        let stuck_slots: Vec<usize> = remove
+            .iter()
+            .copied()
+            .filter(|&i| self.slots[i].stuck)
+            .collect();
+        if !stuck_slots.is_empty() {
+            for &i in &stuck_slots {
+                restart_needed.push(format!(
+                    "{} (a call is still running)",
+                    self.slots[i].name()
+                ));
+            }
+            remove.retain(|i| !stuck_slots.contains(i));
+        }
+        let mut order = remove.clone();
+        order.reverse();
+        self.stop_slots(&order, false);
+        for &i in &order {
+            if let Some(m) = self.slots[i].module.take()
+                && let Ok(m) = Arc::try_unwrap(m)
+            {
+                self.interp.unload_plugin(m);
+            }
+        }
+        let mut kept: Vec<Slot> = Vec::new();
+        for (i, s) in std::mem::take(&mut self.slots).into_iter().enumerate() {
+            if !remove.contains(&i) {
+                kept.push(s);
+            }
+        }
+
+        // The new set in file order: kept slots stay, new ones get free
+        // callback indices.
+        let mut next: Vec<Slot> = Vec::new();
+        let mut fresh: Vec<usize> = Vec::new();
+        for p in &new_plan.plugins {
+            if let Some(pos) = kept.iter().position(|s| s.name() == p.name()) {
+                next.push(kept.remove(pos));
+            } else {
+                let used: Vec<usize> = next.iter().chain(kept.iter()).map(|s| s.index).collect();
+                let Some(index) = (0..config::MAX_PLUGINS).find(|i| !used.contains(i)) else {
+                    log::error!("[{}] no free plugin slot; restart the service", p.name());
+                    continue;
+                };
+                fresh.push(next.len());
+                next.push(new_slot(p.clone(), index));
+            }
+        }
+        // Stuck plugins that were removed from the file stay tracked.
+        next.extend(kept);
+        let added = fresh.len();
+        let removed = order.len();
+        // New plugins start after the kept ones, each init before any start.
+        let (new_slots, mut others): (Vec<_>, Vec<_>) = next
+            .into_iter()
+            .enumerate()
+            .partition(|(k, _)| fresh.contains(k));
+        let first_new = others.len();
+        others.extend(new_slots);
+        self.slots = others.into_iter().map(|(_, s)| s).collect();
+
+        let active: Vec<Plugin> = self
+            .slots
+            .iter()
+            .map(|s| {
+                keep_old
+                    .iter()
+                    .find(|o| o.name() == s.name())
+                    .cloned()
+                    .unwrap_or_else(|| s.plugin.clone())
+            })
+            .collect();
+        let active_plan = Plan {
+            conf: new_plan.conf.clone(),
+            plugins: active,
+        };
+        match self.interp.set_paths(
+            &active_plan.plugin_dirs(),
+            &active_plan.site_dirs(),
+            active_plan.system_site(),
+        ) {
+            Ok(p) => log::debug!("sys.path: {p:?}"),
+            Err(e) => log::error!("reload: {e}"),
+        }
+        self.start_slots(first_new..self.slots.len());
+        // File order again, for the stop order.
+        let order_of = |n: &str| {
+            new_plan
+                .plugins
+                .iter()
+                .position(|p| p.name() == n)
+                .unwrap_or(usize::MAX)
+        };
+        self.slots.sort_by_key(|s| order_of(s.name()));
+
+        for r in &restart_needed {
+            log::warn!("reload: {r}: this change takes effect only when the service restarts");
+        }
+        self.restart_needed = restart_needed;
+        let summary = format!("reload ok: {added} started, {removed} stopped");
+        log::info!("{summary}");
+        self.last_reload = Some(summary);
+        let status = self.status_line();
+        self.notifier.ready(&status);
+    }
+}
+
+/// Same plugins.conf entry, apart from its line number.
+fn same_plugin(a: &Plugin, b: &Plugin) -> bool {
+    let (a, b) = (&a.entry, &b.entry);
+    a.path == b.path
+        && a.kind == b.kind
+        && a.config_path == b.config_path
+        && a.venv_path == b.venv_path
+}
+
+fn new_slot(plugin: Plugin, index: usize) -> Slot {
+    Slot {
+        plugin,
+        index,
+        module: None,
+        capsule: None,
+        native: None,
+        state: State::Failed,
+        init_ran: false,
+        stuck: false,
     }
 }
 
@@ -339,99 +765,100 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         .map_err(Error::Python)?;
     log::debug!("sys.path: {sys_path:?}");
 
-    let period_ns = u64::try_from(opts.scan_period.as_nanos()).unwrap_or(u64::MAX);
-    let mut scan = ScanThread::spawn(image, opts.scan_period)
+    // The scan thread starts before any plugin's init (Python plugins may wait
+    // for their journal writes to be applied). Native cycle hooks are therefore
+    // not a list fixed at spawn time but a fixed table of atomics the thread
+    // reads every cycle: a plugin's hooks are added once its start_loop
+    // returned and removed before its stop_loop, so a plugin whose init failed
+    // never has a hook called.
+    let scan = ScanThread::spawn(image, opts.scan_period, Arc::new(CycleHooks::default()))
         .map_err(|e| Error::Os(format!("cannot start the scan thread: {e}")))?;
+    let watchdog = Watchdog::from_env();
+    if let Some(w) = watchdog.interval()
+        && opts.scan_period * 2 >= w
+    {
+        log::warn!(
+            "WatchdogSec ({} ms) is less than two scan periods ({} ms): the watchdog may fire while the scan loop is healthy",
+            w.as_millis(),
+            opts.scan_period.as_millis()
+        );
+    }
     let mut sup = Supervisor {
+        opts: opts.clone(),
         interp,
         signals,
         image,
+        scan,
+        notifier: Notifier::from_env(),
+        watchdog,
+        slots: plan
+            .plugins
+            .iter()
+            .enumerate()
+            .map(|(i, p)| new_slot(p.clone(), i))
+            .collect(),
         stopping: None,
+        reload_pending: false,
+        last_reload: None,
+        restart_needed: Vec::new(),
+        stuck: None,
+        reported: [0; 4],
     };
+    let n = sup.slots.len();
+    sup.start_slots(0..n);
 
-    // init in file order; start_loop only once every init has run.
-    let mut slots: Vec<Slot> = Vec::with_capacity(plan.plugins.len());
-    for (i, p) in plan.plugins.iter().enumerate() {
-        if sup.stopping.is_some() {
-            break;
-        }
-        slots.push(sup.load(i, p, period_ns));
-    }
-    for slot in &mut slots {
-        if sup.stopping.is_some() {
-            break;
-        }
-        if slot.state == State::Initialized && sup.lifecycle(slot, "start_loop", START_BUDGET) {
-            slot.state = State::Started;
-        } else {
-            slot.state = State::Failed;
-        }
-    }
-    let started = slots.iter().filter(|s| s.state == State::Started).count();
-    let failed: Vec<String> = slots
-        .iter()
-        .filter(|s| s.state == State::Failed)
-        .map(|s| s.plugin.name().to_string())
-        .collect();
+    let status = sup.status_line();
     log::info!(
-        "running: {started} plugin(s) started, {} failed{}; scan period {} µs, {} slots per table, isolation {}",
-        failed.len(),
-        if failed.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", failed.join(", "))
-        },
-        period_ns / 1000,
+        "running: {status}; {} slots per table, isolation {}",
         image.buffer_size(),
         opts.isolation
     );
+    // READY only after every enabled plugin's init and start_loop ran
+    // (failed ones included, and reported in STATUS).
+    sup.notifier.ready(&status);
 
-    let mut last = (0, 0, 0, 0);
+    let mut next_report = Instant::now() + REPORT_INTERVAL;
     while sup.stopping.is_none() {
-        match sup.signals.wait(REPORT_INTERVAL) {
+        if sup.reload_pending {
+            sup.reload();
+            continue;
+        }
+        let wait = next_report
+            .saturating_duration_since(Instant::now())
+            .min(sup.watchdog.max_sleep());
+        match sup.signals.wait(wait) {
             Event::Terminate(_) => sup.stopping = Some("signal".into()),
             Event::StopRequested => sup.stopping = Some("request_plc_stop".into()),
-            Event::Reload => log::warn!(
-                "SIGHUP: reloading plugins.conf is not supported by this build; restart the service to apply changes"
-            ),
+            Event::Reload => sup.reload_pending = true,
             Event::Tick => {}
         }
-        sup.report_scan(&scan, &mut last);
+        sup.upkeep();
+        if Instant::now() >= next_report {
+            sup.report();
+            next_report = Instant::now() + REPORT_INTERVAL;
+        }
     }
     let stopped_by = sup.stopping.clone().unwrap_or_default();
     log::info!("stopping ({stopped_by}): stop_loop, then cleanup, in reverse order");
-
-    for slot in slots.iter_mut().rev() {
-        if slot.state == State::Started && !sup.lifecycle(slot, "stop_loop", STOP_BUDGET) {
-            log::warn!("[{}] did not stop cleanly", slot.plugin.name());
-        }
-    }
-    if !scan.stop(SCAN_STOP_BUDGET) {
-        log::error!(
-            "the scan thread did not finish within {} s: a plugin is holding the image lock",
-            SCAN_STOP_BUDGET.as_secs()
-        );
-    }
-    sup.report_scan(&scan, &mut last);
-    for slot in slots.iter_mut().rev() {
-        if slot.stuck {
-            log::warn!(
-                "[{}] skipping cleanup(): an earlier call of this plugin is still running",
-                slot.plugin.name()
-            );
-        } else if slot.init_ran {
-            sup.lifecycle(slot, "cleanup", CLEANUP_BUDGET);
-        }
-    }
-    if slots.iter().all(|s| !s.stuck) {
+    sup.notifier.stopping(&format!("stopping ({stopped_by})"));
+    let started = sup
+        .slots
+        .iter()
+        .filter(|s| s.state == State::Started)
+        .count();
+    let failed = sup.slots.len() - started;
+    let order: Vec<usize> = (0..sup.slots.len()).rev().collect();
+    sup.stop_slots(&order, true);
+    sup.report();
+    if sup.slots.iter().all(|s| !s.stuck) {
         sup.interp.flush_stdio();
     }
-    let stats = scan.stats();
+    let stats = Arc::clone(sup.scan.stats());
     let report = Report {
         plugins_started: started,
-        plugins_failed: failed.len(),
-        cycles: stats.cycles.load(std::sync::atomic::Ordering::Relaxed),
-        overruns: stats.overruns.load(std::sync::atomic::Ordering::Relaxed),
+        plugins_failed: failed,
+        cycles: stats.cycles.load(Ordering::Relaxed),
+        overruns: stats.overruns.load(Ordering::Relaxed),
         journal_applied: image.journal_applied(),
         journal_overflows: image.journal_overflows(),
         stopped_by,
@@ -443,12 +870,12 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         report.overruns,
         q(0.5),
         q(0.99),
-        stats.lateness_max_ns.load(std::sync::atomic::Ordering::Relaxed) / 1000,
+        stats.lateness_max_ns.load(Ordering::Relaxed) / 1000,
         report.journal_applied,
         report.journal_overflows
     );
     // The interpreter is not finalised: plugin threads that were not joined
     // would block Py_FinalizeEx; the process exits with them.
-    std::mem::forget(slots);
+    std::mem::forget(sup);
     Ok(report)
 }

@@ -41,7 +41,7 @@ fn lifecycle_order_capsule_and_disabled_plugin() {
     let conf = write_conf(dir.path(), &lines);
     let mut rt = Runtime::start(&conf, &["--scan-period", "5ms"]);
     rt.wait_log(
-        "running: 3 plugin(s) started, 0 failed",
+        "running: 3 plugin(s) running, 0 failed",
         Duration::from_secs(30),
     );
     rt.signal(SIGTERM);
@@ -119,7 +119,7 @@ fn an_exception_fails_only_that_plugin_with_its_traceback_logged() {
     );
     let mut rt = Runtime::start(&conf, &[]);
     rt.wait_log(
-        "running: 3 plugin(s) started, 2 failed (r_init, r_start)",
+        "running: 3 plugin(s) running, 2 failed (r_init, r_start)",
         Duration::from_secs(30),
     );
     rt.signal(SIGTERM);
@@ -178,7 +178,7 @@ fn missing_init_is_a_clear_failure_and_optional_functions_may_be_missing() {
     );
     let mut rt = Runtime::start(&conf, &[]);
     rt.wait_log(
-        "running: 1 plugin(s) started, 1 failed (noinit)",
+        "running: 1 plugin(s) running, 1 failed (noinit)",
         Duration::from_secs(30),
     );
     rt.signal(SIGTERM);
@@ -210,7 +210,7 @@ fn same_basename_plugins_get_their_own_modules() {
         ],
     );
     let mut rt = Runtime::start(&conf, &[]);
-    rt.wait_log("running: 2 plugin(s) started", Duration::from_secs(30));
+    rt.wait_log("running: 2 plugin(s) running", Duration::from_secs(30));
     rt.signal(SIGTERM);
     assert_eq!(rt.wait_exit(Duration::from_secs(20)), 0);
     let one = events(dir.path(), "one");
@@ -238,7 +238,7 @@ fn journal_write_is_visible_under_image_lock_after_the_next_cycle() {
         ],
     );
     let mut rt = Runtime::start(&conf, &["--buffer-size", "64"]);
-    rt.wait_log("running: 2 plugin(s) started", Duration::from_secs(30));
+    rt.wait_log("running: 2 plugin(s) running", Duration::from_secs(30));
     let end = std::time::Instant::now() + Duration::from_secs(10);
     while !events(dir.path(), "reader")
         .iter()
@@ -332,7 +332,7 @@ fn a_hanging_stop_loop_is_reported_and_shutdown_continues() {
         ],
     );
     let mut rt = Runtime::start(&conf, &[]);
-    rt.wait_log("running: 2 plugin(s) started", Duration::from_secs(30));
+    rt.wait_log("running: 2 plugin(s) running", Duration::from_secs(30));
     rt.signal(SIGTERM);
     // STOP_BUDGET is 5 s; shutdown must finish after it, not hang.
     assert_eq!(rt.wait_exit(Duration::from_secs(30)), 0);
@@ -395,7 +395,7 @@ fn environment_does_not_leak_into_the_interpreter_and_no_bytecode_is_written() {
             .env("PYTHONHOME", "/nonexistent")
             .env_remove("PYTHONDONTWRITEBYTECODE");
     });
-    rt.wait_log("running: 1 plugin(s) started", Duration::from_secs(30));
+    rt.wait_log("running: 1 plugin(s) running", Duration::from_secs(30));
     rt.signal(SIGTERM);
     assert_eq!(rt.wait_exit(Duration::from_secs(20)), 0);
     let ev = events(dir.path(), "iso");

@@ -1,0 +1,172 @@
+//! systemd's notify protocol (READY, STATUS, STOPPING, RELOADING,
+//! EXTEND_TIMEOUT_USEC) and a watchdog that pings only while the runtime is
+//! healthy, so that a stalled scan loop or a hung plugin call gets the service
+//! restarted instead of kept alive by a timer.
+
+use std::time::{Duration, Instant};
+
+use libsystemd::daemon::{self, NotifyState};
+
+/// Sends notifications when `$NOTIFY_SOCKET` is set (a path or an abstract
+/// `@name` socket); without it every call is a no-op.
+pub struct Notifier {
+    enabled: bool,
+    last_status: String,
+}
+
+impl Notifier {
+    /// Reads `$NOTIFY_SOCKET` (the variable is left in place: worker processes
+    /// must not inherit it, so they are started with a cleaned environment).
+    pub fn from_env() -> Notifier {
+        let enabled = std::env::var_os("NOTIFY_SOCKET").is_some();
+        if !enabled {
+            log::debug!(
+                "NOTIFY_SOCKET is not set: not started by systemd as Type=notify; no readiness or watchdog messages"
+            );
+        }
+        Notifier {
+            enabled,
+            last_status: String::new(),
+        }
+    }
+
+    fn send(&self, states: &[NotifyState]) {
+        if !self.enabled {
+            return;
+        }
+        if let Err(e) = daemon::notify(false, states) {
+            log::warn!("sd_notify to $NOTIFY_SOCKET failed: {e}");
+        }
+    }
+
+    /// `READY=1` with the current status line.
+    pub fn ready(&mut self, status: &str) {
+        self.last_status = status.to_string();
+        self.send(&[NotifyState::Ready, NotifyState::Status(status.to_string())]);
+    }
+
+    /// `STATUS=`, sent only when it changed.
+    pub fn status(&mut self, status: &str) {
+        if status != self.last_status {
+            self.last_status = status.to_string();
+            self.send(&[NotifyState::Status(status.to_string())]);
+        }
+    }
+
+    /// `STOPPING=1`.
+    pub fn stopping(&mut self, status: &str) {
+        self.last_status = status.to_string();
+        self.send(&[
+            NotifyState::Stopping,
+            NotifyState::Status(status.to_string()),
+        ]);
+    }
+
+    /// `RELOADING=1` with `MONOTONIC_USEC=` (required by `Type=notify-reload`
+    /// and harmless for `Type=notify`).
+    pub fn reloading(&mut self) {
+        let usec = crate::sys::monotonic_ns() / 1000;
+        self.send(&[
+            NotifyState::Reloading,
+            NotifyState::Other(format!("MONOTONIC_USEC={usec}")),
+            NotifyState::Status("reloading plugins.conf".into()),
+        ]);
+    }
+
+    /// `EXTEND_TIMEOUT_USEC=`: a slow but progressing start (or stop) is not
+    /// killed by `TimeoutStartSec=`.
+    pub fn extend_timeout(&self, by: Duration) {
+        self.send(&[NotifyState::Other(format!(
+            "EXTEND_TIMEOUT_USEC={}",
+            by.as_micros()
+        ))]);
+    }
+
+    fn watchdog(&self) {
+        self.send(&[NotifyState::Watchdog]);
+    }
+}
+
+/// The watchdog policy: ping at most every half interval, and only when the
+/// scan thread completed cycles since the last ping and no lifecycle call is
+/// stuck past its budget.
+pub struct Watchdog {
+    interval: Option<Duration>,
+    last_ping: Option<Instant>,
+    last_cycles: u64,
+    /// Why the last ping was withheld (logged once per episode).
+    withheld: Option<&'static str>,
+}
+
+impl Watchdog {
+    /// From `$WATCHDOG_USEC` / `$WATCHDOG_PID` (ignored when the PID is not ours).
+    pub fn from_env() -> Watchdog {
+        let interval = daemon::watchdog_enabled(false).filter(|d| !d.is_zero());
+        if let Some(i) = interval {
+            log::debug!("systemd watchdog: {} ms", i.as_millis());
+        }
+        Watchdog {
+            interval,
+            last_ping: None,
+            last_cycles: 0,
+            withheld: None,
+        }
+    }
+
+    /// The watchdog interval, if enabled.
+    pub fn interval(&self) -> Option<Duration> {
+        self.interval
+    }
+
+    /// How long the supervisor may sleep without missing a ping.
+    pub fn max_sleep(&self) -> Duration {
+        self.interval
+            .map(|i| (i / 4).max(Duration::from_millis(10)))
+            .unwrap_or(Duration::from_secs(3600))
+    }
+
+    /// Pings if due and healthy. `cycles` is the scan thread's cycle count;
+    /// `stuck` names a plugin call past its budget, if any.
+    pub fn tick(&mut self, notifier: &Notifier, cycles: u64, stuck: Option<&str>) {
+        let Some(interval) = self.interval else {
+            return;
+        };
+        let now = Instant::now();
+        if self
+            .last_ping
+            .is_some_and(|t| now.duration_since(t) < interval / 2)
+        {
+            return;
+        }
+        let reason = if let Some(s) = stuck {
+            log_withheld(&mut self.withheld, "stuck", || {
+                format!(
+                    "watchdog: not pinging systemd: [{s}] is stuck past its time budget; systemd will restart the service"
+                )
+            });
+            Some("stuck")
+        } else if cycles <= self.last_cycles {
+            log_withheld(&mut self.withheld, "scan", || {
+                "watchdog: not pinging systemd: the scan loop made no progress (a plugin may hold the image lock)".to_string()
+            });
+            Some("scan")
+        } else {
+            None
+        };
+        if reason.is_none() {
+            if self.withheld.take().is_some() {
+                log::info!("watchdog: healthy again, pinging systemd");
+            }
+            notifier.watchdog();
+            self.last_ping = Some(now);
+            self.last_cycles = cycles;
+        }
+    }
+}
+
+fn log_withheld(state: &mut Option<&'static str>, why: &'static str, msg: impl FnOnce() -> String) {
+    if *state != Some(why) {
+        log::error!("{}", msg());
+        *state = Some(why);
+    }
+}
