@@ -7,6 +7,7 @@ passed=0
 failed=0
 
 # The project under test: the repository this file belongs to.
+# shellcheck disable=SC2034 # read by the tests that source this file
 project=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
 
 ok() {
