@@ -201,7 +201,7 @@ impl Supervisor {
             }
             let now = Instant::now();
             if now >= deadline {
-                self.stuck = Some(format!("{plugin} {what}()"));
+                self.stuck = Some(format!("[{plugin}] {what}()"));
                 return Budgeted::Overran;
             }
             let slice = (deadline - now)
@@ -480,8 +480,11 @@ impl Supervisor {
             stats.period_ns() / 1000,
             stats.overruns.load(Ordering::Relaxed)
         );
-        if stats.overruns.load(Ordering::Relaxed) > 0 {
-            s.push_str(&self.hooks_note());
+        if stats.overruns.load(Ordering::Relaxed) > 0
+            && let Some(note) = self.hooks_note()
+        {
+            s.push_str("; ");
+            s.push_str(&note);
         }
         if let Some(r) = &self.last_reload {
             s.push_str("; ");
@@ -499,38 +502,40 @@ impl Supervisor {
         s
     }
 
-    /// What native cycle hooks cost, for overrun reports: "; native cycle
-    /// hooks took up to N us in one cycle (slowest: [name] M us in one call)",
-    /// or "" while no hook has run.
-    fn hooks_note(&self) -> String {
-        let Some((index, call_ns)) = self.scan.hooks().slowest() else {
-            return String::new();
-        };
+    /// What native cycle hooks cost, for overrun reports: "native cycle hooks
+    /// took up to N us in one cycle (slowest: [name] M us in one call)", or
+    /// `None` while no hook has run.
+    fn hooks_note(&self) -> Option<String> {
+        let (index, call_ns) = self.scan.hooks().slowest()?;
         let name = self
             .slots
             .iter()
             .find(|s| s.index == index)
             .map_or("?", Slot::name);
-        format!(
-            "; native cycle hooks took up to {} us in one cycle (slowest: [{name}] {} us in one call)",
+        Some(format!(
+            "native cycle hooks took up to {} us in one cycle (slowest: [{name}] {} us in one call)",
             self.scan.stats().hooks_max_ns.load(Ordering::Relaxed) / 1000,
             call_ns / 1000
-        )
+        ))
     }
 
     /// Logs queued scan events and counter changes; refreshes STATUS.
     fn report(&mut self) {
         let stats = Arc::clone(self.scan.stats());
+        let mut missed = false;
         while let Some(e) = stats.pop_event() {
+            missed = true;
             log::warn!(
-                "scan: cycle {} missed {} deadline(s): woke {} us late, its work took {} us (period {} us){}",
+                "scan: cycle {} missed {} deadline(s): woke {} us late, its work took {} us (period {} us)",
                 e.cycle,
                 e.missed,
                 e.late_ns / 1000,
                 e.took_ns / 1000,
-                stats.period_ns() / 1000,
-                self.hooks_note()
+                stats.period_ns() / 1000
             );
+        }
+        if missed && let Some(note) = self.hooks_note() {
+            log::warn!("scan: {note}");
         }
         let now = [
             self.image.journal_overflows(),
@@ -765,12 +770,13 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         .map_err(Error::Python)?;
     log::debug!("sys.path: {sys_path:?}");
 
-    // The scan thread starts before any plugin's init (Python plugins may wait
-    // for their journal writes to be applied). Native cycle hooks are therefore
-    // not a list fixed at spawn time but a fixed table of atomics the thread
-    // reads every cycle: a plugin's hooks are added once its start_loop
-    // returned and removed before its stop_loop, so a plugin whose init failed
-    // never has a hook called.
+    // The scan thread starts before any plugin's init (journal writes made in
+    // init or start_loop are applied at once, and the watchdog sees progress
+    // during a long start-up). Native cycle hooks are therefore not a list fixed
+    // at spawn time but a fixed table of atomics the thread reads every cycle
+    // (native::CycleHooks): a plugin's hooks are added once its start_loop
+    // returned and removed before its stop_loop (and before a SIGHUP reload
+    // drops it), so a plugin whose init failed never has a hook called.
     let scan = ScanThread::spawn(image, opts.scan_period, Arc::new(CycleHooks::default()))
         .map_err(|e| Error::Os(format!("cannot start the scan thread: {e}")))?;
     let watchdog = Watchdog::from_env();

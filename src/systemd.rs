@@ -107,7 +107,10 @@ impl Watchdog {
         }
         Watchdog {
             interval,
-            last_ping: None,
+            // systemd's timer started with the process: count the start as
+            // the first ping, so the first real one needs scan progress made
+            // since then (and no false alarm before the first cycle).
+            last_ping: Some(Instant::now()),
             last_cycles: 0,
             withheld: None,
         }
@@ -141,7 +144,7 @@ impl Watchdog {
         let reason = if let Some(s) = stuck {
             log_withheld(&mut self.withheld, "stuck", || {
                 format!(
-                    "watchdog: not pinging systemd: [{s}] is stuck past its time budget; systemd will restart the service"
+                    "watchdog: not pinging systemd: {s} is stuck past its time budget; systemd will restart the service"
                 )
             });
             Some("stuck")
