@@ -19,7 +19,8 @@
 //! The cycle hooks run on the scan thread through [`CycleHooks`], a fixed
 //! table of atomics: no allocation, no lock, no GIL.
 //!
-//! This module holds the crate's `dlopen`/`dlsym` code and its `unsafe`.
+//! All of the crate's `dlopen`/`dlsym` code, and the `unsafe` it needs, is
+//! here.
 
 use std::ffi::{CStr, CString, c_int, c_void};
 use std::os::unix::ffi::OsStrExt;
@@ -172,7 +173,7 @@ pub struct NativePlugin {
     slot: usize,
     lib: Library,
     syms: Symbols,
-    /// From `Box::into_raw`: the plugin may keep and even write through the
+    /// From `Box::leak`: the plugin may keep and even write through the
     /// pointer, so no Rust reference to it exists after `load`. Freed by
     /// `unload`, after `cleanup` returned.
     args: NonNull<RuntimeArgs>,

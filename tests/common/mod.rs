@@ -295,3 +295,55 @@ pub fn conf_line(name: &str, plugin: &Path, config: Option<&Path>, venv: Option<
         venv.map(|p| p.display().to_string()).unwrap_or_default()
     )
 }
+
+/// The C compiler for the target the tests run on: `$OPENPLC_TEST_CC`, else
+/// `$TARGET_CC`, else the Debian cross compiler for an arm64/armhf test binary
+/// when it is installed (the qemu-user tier), else `cc`.
+pub fn target_cc() -> String {
+    if let Some(cc) = ["OPENPLC_TEST_CC", "TARGET_CC"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+    {
+        return cc;
+    }
+    let cross = if cfg!(target_arch = "aarch64") {
+        Some("aarch64-linux-gnu-gcc")
+    } else if cfg!(target_arch = "arm") {
+        Some("arm-linux-gnueabihf-gcc")
+    } else {
+        None
+    };
+    cross
+        .filter(|c| {
+            Command::new(c)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .unwrap_or("cc")
+        .to_string()
+}
+
+/// Builds a native plugin from C source into `out` (a shared object), with
+/// extra compiler arguments such as `-DNAME=value`.
+pub fn build_native(src: &Path, out: &Path, extra: &[&str]) -> PathBuf {
+    run_ok(
+        Command::new(target_cc())
+            .args(["-shared", "-fPIC", "-O2", "-Wall", "-o"])
+            .arg(out)
+            .arg(src)
+            .args(extra),
+    );
+    out.to_path_buf()
+}
+
+/// A plugins.conf line for a native (type 1) plugin.
+pub fn native_line(name: &str, so: &Path, config: Option<&Path>) -> String {
+    format!(
+        "{name},{},1,1,{}",
+        so.display(),
+        config.map(|p| p.display().to_string()).unwrap_or_default()
+    )
+}

@@ -1,0 +1,345 @@
+//! Native (type 1) plugins, built from C with the target's compiler and run by
+//! the real binary: lifecycle and cycle-hook order interleaved with Python
+//! plugins, the C example driving an output that a Python plugin reads under
+//! image_lock, load and init failures, `check`, and an overrunning hook in the
+//! log and in STATUS.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const SIGTERM: i32 = 15;
+
+fn fixture(name: &str) -> PathBuf {
+    repo().join("tests/fixtures/native").join(name)
+}
+
+/// The recorder fixture built as `<dir>/<label>.so`, recording as `label`.
+fn recorder(dir: &TempDir, label: &str, extra: &[&str]) -> PathBuf {
+    let mut args = vec![format!("-DLABEL=\"{label}\"")];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    build_native(
+        &fixture("recorder.c"),
+        &dir.join(&format!("{label}.so")),
+        &args,
+    )
+}
+
+fn probe(dir: &TempDir, id: &str, extra: &str) -> String {
+    conf_line(
+        id,
+        &fixture_plugin("probe"),
+        Some(&probe_config(dir.path(), id, extra)),
+        None,
+    )
+}
+
+/// Waits until the probes' record holds `line`.
+fn wait_record(dir: &Path, line: &str, timeout: Duration) {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if record(dir).iter().any(|l| l == line) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("no {line:?} recorded after {timeout:?}: {:?}", record(dir));
+}
+
+#[test]
+fn lifecycle_and_hook_order_interleave_with_python_plugins() {
+    let dir = TempDir::new("native-order");
+    let so = recorder(&dir, "n", &[]);
+    let rec = dir.join("record.log");
+    let conf = write_conf(
+        dir.path(),
+        &[
+            probe(&dir, "a", ""),
+            native_line("n", &so, Some(&rec)),
+            probe(&dir, "b", ""),
+        ],
+    );
+    let mut rt = Runtime::start(&conf, &["--scan-period", "2ms"]);
+    rt.wait_log(
+        "running: 3 plugin(s) running, 0 failed",
+        Duration::from_secs(30),
+    );
+    wait_record(dir.path(), "n:cycle_end", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(100));
+    rt.signal(SIGTERM);
+    assert_eq!(
+        rt.wait_exit(Duration::from_secs(20)),
+        0,
+        "{}",
+        rt.log_text()
+    );
+    // init in file order across both kinds, start_loop after every init,
+    // stop_loop and cleanup in reverse.
+    assert_eq!(
+        lifecycle(dir.path()),
+        [
+            "a:init",
+            "n:init",
+            "b:init",
+            "a:start_loop",
+            "n:start_loop",
+            "b:start_loop",
+            "b:stop_loop",
+            "n:stop_loop",
+            "a:stop_loop",
+            "b:cleanup",
+            "n:cleanup",
+            "a:cleanup"
+        ]
+    );
+    // Hooks run only between start_loop and stop_loop, start before end.
+    let ev = events(dir.path(), "n");
+    assert_eq!(
+        ev[..8],
+        [
+            "init",
+            "start_loop",
+            "cycle_start",
+            "cycle_end",
+            "cycle_start",
+            "cycle_end",
+            "cycle_start",
+            "cycle_end"
+        ],
+        "{ev:?}"
+    );
+    let cycles: u64 = ev[8]
+        .strip_prefix("cycles ")
+        .unwrap_or_else(|| panic!("{ev:?}"))
+        .parse()
+        .unwrap();
+    assert!(cycles >= 10, "{ev:?}");
+    assert_eq!(ev[9..], ["stop_loop", "late 0", "cleanup"], "{ev:?}");
+}
+
+#[test]
+fn the_c_example_drives_outputs_that_a_python_plugin_reads() {
+    let dir = TempDir::new("native-example");
+    let so = build_native(
+        &repo().join("examples/native/counter_plugin.c"),
+        &dir.join("counter_plugin.so"),
+        &[],
+    );
+    let conf = write_conf(
+        dir.path(),
+        &[
+            native_line("counter", &so, None),
+            probe(
+                &dir,
+                "watcher",
+                // %IW0 = 4242 through the journal; the C plugin copies it to
+                // %QW1 and counts %QW0 up every cycle.
+                "\"journal_int\": [[5, 0, 4242]], \"watch_int\": [\"int_output\", 1, 4242], \"watch_changes\": [\"int_output\", 0, 5]",
+            ),
+        ],
+    );
+    let mut rt = Runtime::start(&conf, &["--scan-period", "5ms"]);
+    rt.wait_log(
+        "running: 2 plugin(s) running, 0 failed",
+        Duration::from_secs(30),
+    );
+    wait_record(
+        dir.path(),
+        "watcher:saw int_output[0] change 5 times",
+        Duration::from_secs(15),
+    );
+    wait_record(
+        dir.path(),
+        "watcher:saw int_output[1]=4242",
+        Duration::from_secs(15),
+    );
+    rt.signal(SIGTERM);
+    assert_eq!(
+        rt.wait_exit(Duration::from_secs(20)),
+        0,
+        "{}",
+        rt.log_text()
+    );
+    let log = rt.log_text();
+    for line in [
+        "[counter] counter_plugin: init (buffer_size 1024, scan period 5000 us)",
+        "[counter] counter_plugin: started",
+        "[counter] counter_plugin: stopped after ",
+        "[counter] counter_plugin: cleanup",
+    ] {
+        assert!(log.contains(line), "no {line:?} in:\n{log}");
+    }
+}
+
+#[test]
+fn load_and_init_failures_name_the_plugin_and_the_others_keep_running() {
+    let dir = TempDir::new("native-fail");
+    let rec = dir.join("record.log");
+    let noinit = build_native(&fixture("noinit.c"), &dir.join("noinit.so"), &[]);
+    let unresolved = build_native(&fixture("unresolved.c"), &dir.join("unresolved.so"), &[]);
+    let fails = recorder(&dir, "fails", &["-DINIT_RESULT=1"]);
+    let good = recorder(&dir, "good", &["-DNO_START_LOOP"]);
+    let conf = write_conf(
+        dir.path(),
+        &[
+            native_line("noinit", &noinit, None),
+            native_line("fails", &fails, Some(&rec)),
+            native_line("unresolved", &unresolved, None),
+            native_line("good", &good, Some(&rec)),
+            probe(&dir, "py", ""),
+        ],
+    );
+    let mut rt = Runtime::start(&conf, &["--scan-period", "2ms"]);
+    rt.wait_log(
+        "running: 2 plugin(s) running, 3 failed (noinit, fails, unresolved)",
+        Duration::from_secs(30),
+    );
+    wait_record(dir.path(), "good:cycle_end", Duration::from_secs(10));
+    rt.signal(SIGTERM);
+    assert_eq!(
+        rt.wait_exit(Duration::from_secs(20)),
+        0,
+        "{}",
+        rt.log_text()
+    );
+    let log = rt.log_text();
+    for needle in [
+        format!("[noinit] {} has no init symbol", noinit.display()),
+        "[fails] init() returned 1 (0 = success); the plugin is marked failed".to_string(),
+        format!("[unresolved] cannot load {}: ", unresolved.display()),
+        "openplc_test_no_such_function".to_string(),
+    ] {
+        assert!(log.contains(&needle), "no {needle:?} in:\n{log}");
+    }
+    // init failed: cleanup is still owed (init ran), but no hook ever runs.
+    assert_eq!(events(dir.path(), "fails"), ["init", "late 0", "cleanup"]);
+    // start_loop is optional; the hooks run without it.
+    let good_ev = events(dir.path(), "good");
+    assert_eq!(
+        good_ev[..3],
+        ["init", "cycle_start", "cycle_end"],
+        "{good_ev:?}"
+    );
+    assert_eq!(
+        good_ev[good_ev.len() - 3..],
+        ["stop_loop", "late 0", "cleanup"]
+    );
+    assert_eq!(
+        events(dir.path(), "py")
+            .into_iter()
+            .filter(|e| !e.starts_with("capsule") && !e.starts_with("sys.path"))
+            .collect::<Vec<_>>(),
+        ["init", "start_loop", "stop_loop", "cleanup"]
+    );
+}
+
+#[test]
+fn check_loads_native_plugins_without_calling_them() {
+    let dir = TempDir::new("native-check");
+    let rec = dir.join("record.log");
+    let good = recorder(&dir, "good", &[]);
+    let noinit = build_native(&fixture("noinit.c"), &dir.join("noinit.so"), &[]);
+    let unresolved = build_native(&fixture("unresolved.c"), &dir.join("unresolved.so"), &[]);
+    let missing = dir.join("missing.so");
+    let conf = write_conf(
+        dir.path(),
+        &[
+            native_line("good", &good, Some(&rec)),
+            native_line("noinit", &noinit, None),
+            native_line("unresolved", &unresolved, None),
+            native_line("missing", &missing, None),
+        ],
+    );
+    let (code, out, err) = runtime(&["check"], &conf);
+    assert_eq!(code, 78, "{out}\n{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines.contains(
+            &"good: ok (native, init, start_loop, stop_loop, cycle_start, cycle_end, cleanup)"
+        ),
+        "{out}"
+    );
+    for name in ["noinit", "unresolved", "missing"] {
+        assert!(
+            lines.contains(&format!("{name}: error (see below)").as_str()),
+            "{out}"
+        );
+    }
+    let file = conf.display();
+    for needle in [
+        format!(
+            "{file}:2: plugin `noinit`: {} has no init symbol",
+            noinit.display()
+        ),
+        format!(
+            "{file}:3: plugin `unresolved`: cannot load {}: ",
+            unresolved.display()
+        ),
+        "undefined symbol: openplc_test_no_such_function".to_string(),
+        format!(
+            "{file}:4: field 2 (path): plugin `missing`: cannot open {}",
+            missing.display()
+        ),
+    ] {
+        assert!(err.contains(&needle), "no {needle:?} in:\n{err}");
+    }
+    assert!(
+        record(dir.path()).is_empty(),
+        "check called into the plugin"
+    );
+
+    // The missing file is a configuration error for the daemon too.
+    let (code, _, err) = runtime(&[], &conf);
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("plugin `missing`"), "{err}");
+}
+
+#[test]
+fn an_overrunning_hook_shows_in_the_log_and_in_status() {
+    let dir = TempDir::new("native-slow");
+    let slow = recorder(&dir, "slow", &["-DCYCLE_END_US=3000"]);
+    let rec = dir.join("record.log");
+    let conf = write_conf(dir.path(), &[native_line("slow", &slow, Some(&rec))]);
+    let sock_path = dir.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut rt = Runtime::start_with(&conf, &["--scan-period", "1ms"], |c| {
+        c.env("NOTIFY_SOCKET", &sock_path);
+    });
+    rt.wait_log("native cycle hooks took up to", Duration::from_secs(30));
+    let log = rt.log_text();
+    assert!(log.contains("(slowest: [slow] "), "{log}");
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut buf = vec![0u8; 4096];
+    let mut statuses = Vec::new();
+    while Instant::now() < end {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if msg.contains("STATUS=") && msg.contains("native cycle hooks took up to") {
+                assert!(msg.contains("[slow]"), "{msg}");
+                statuses.push(msg);
+                break;
+            }
+            statuses.push(msg);
+        }
+    }
+    assert!(
+        statuses
+            .last()
+            .is_some_and(|m| m.contains("native cycle hooks")),
+        "no STATUS with the slow hook: {statuses:?}"
+    );
+    rt.signal(SIGTERM);
+    assert_eq!(
+        rt.wait_exit(Duration::from_secs(20)),
+        0,
+        "{}",
+        rt.log_text()
+    );
+}
