@@ -5,12 +5,17 @@
 
 use std::io::Write;
 
+use std::time::Duration;
+
 use crate::config::{self, PluginKind};
 use crate::error::Error;
+use crate::image::{self, Image};
 use crate::native;
 use crate::python;
 use crate::resolve;
+use crate::resolve::Plugin;
 use crate::supervisor::Options;
+use crate::worker::{self, Worker};
 
 /// Runs the checks, printing one line per plugin to `out`. Returns the
 /// configuration error with every problem when anything is wrong.
@@ -20,11 +25,15 @@ pub fn check(opts: &Options, out: &mut dyn Write) -> Result<(), Error> {
     let embedded = python::embedded_version();
     let (plan, mut errors) =
         resolve::resolve(&conf, embedded, opts.isolation, crate::sys::effective_uid());
-    if opts.isolation == resolve::Isolation::Process {
-        errors.push("--isolation process is not available in this build yet".into());
-    }
-
-    let interp = if plan.plugins.is_empty() {
+    let process = opts.isolation == resolve::Isolation::Process;
+    // Process mode: each plugin is imported by a worker process of its own,
+    // exactly as the daemon would run it; the workers map a scratch image.
+    let image = if process && !plan.plugins.is_empty() {
+        Some(image::install(opts.buffer_size).map_err(Error::Os)?)
+    } else {
+        None
+    };
+    let interp = if plan.plugins.is_empty() || process {
         None
     } else {
         let i = python::start(opts.python_home.as_deref())?;
@@ -67,7 +76,6 @@ pub fn check(opts: &Options, out: &mut dyn Write) -> Result<(), Error> {
             }
             continue;
         }
-        let Some(interp) = &interp else { continue };
         let venv = p
             .venv
             .as_ref()
@@ -79,11 +87,23 @@ pub fn check(opts: &Options, out: &mut dyn Write) -> Result<(), Error> {
                 )
             })
             .unwrap_or_else(|| "no venv".into());
-        match interp.load_plugin(&python::module_name(name), &p.entry.path) {
-            Ok(m) if interp.has_function(&m, "init") => {
-                let _ = writeln!(out, "{name}: ok (python, {venv}, imports, has init)");
+        let imported = match (&interp, image) {
+            (Some(interp), _) => interp
+                .load_plugin(&python::module_name(name), &p.entry.path)
+                .map(|m| interp.has_function(&m, "init")),
+            (None, Some(image)) => import_in_worker(p, image, opts),
+            (None, None) => continue,
+        };
+        match imported {
+            Ok(true) => {
+                let how = if process {
+                    "imports in its own process"
+                } else {
+                    "imports"
+                };
+                let _ = writeln!(out, "{name}: ok (python, {venv}, {how}, has init)");
             }
-            Ok(_) => {
+            Ok(false) => {
                 let _ = writeln!(out, "{name}: error (see below)");
                 errors.push(format!(
                     "{}:{}: plugin `{name}`: {} has no init() function (init(args) is required)",
@@ -106,9 +126,53 @@ pub fn check(opts: &Options, out: &mut dyn Write) -> Result<(), Error> {
     if let Some(i) = &interp {
         i.flush_stdio();
     }
+    let _ = out.flush();
     if errors.is_empty() {
         Ok(())
     } else {
         Err(Error::Config(errors))
+    }
+}
+
+/// Imports `p` in a worker process (process isolation), as the daemon would:
+/// `Ok(has_init)` or the traceback.
+fn import_in_worker(p: &Plugin, image: &'static Image, opts: &Options) -> Result<bool, String> {
+    let spec = worker::Spec {
+        plugin: p.name().to_string(),
+        slot: 0,
+        path: p.entry.path.clone(),
+        config_path: p.entry.config_path.clone(),
+        site_dirs: p
+            .venv
+            .as_ref()
+            .map(|v| v.site_dirs.clone())
+            .unwrap_or_default(),
+        system_site: p.venv.as_ref().is_none_or(|v| v.include_system_site),
+        buffer_size: image.buffer_size(),
+        period_ns: u64::try_from(opts.scan_period.as_nanos()).unwrap_or(u64::MAX),
+        python_home: opts.python_home.clone(),
+    };
+    let (exits, _) = std::sync::mpsc::channel();
+    let w = std::sync::Arc::new(
+        Worker::spawn(&spec, image, exits)
+            .map_err(|e| format!("cannot start a worker process: {e}"))?,
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::sync::Arc::clone(&w);
+    std::thread::spawn(move || {
+        let _ = tx.send(waiter.result("import"));
+    });
+    let budget: Duration = crate::supervisor::INIT_BUDGET;
+    let outcome = rx.recv_timeout(budget);
+    w.kill();
+    w.reap(worker::EXIT_BUDGET);
+    match outcome {
+        Ok(python::CallOutcome::Ok) => Ok(true),
+        Ok(python::CallOutcome::Missing) => Ok(false),
+        Ok(python::CallOutcome::Raised(tb)) => Err(tb),
+        Err(_) => Err(format!(
+            "the import did not finish within {} s",
+            budget.as_secs()
+        )),
     }
 }

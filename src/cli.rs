@@ -25,7 +25,9 @@ USAGE:
 OPTIONS:
     --config PATH          plugins.conf [default: /etc/openplc/plugins.conf]
     --isolation MODE       shared: one interpreter for all Python plugins
-                           [default: shared]
+                           (least memory; conflicting package versions are
+                           refused); process: each Python plugin in its own
+                           worker process and interpreter [default: shared]
     --scan-period TIME     scan period, e.g. 20ms, 500us [default: 20ms]
     --buffer-size N        slots per image table [default: 1024]
     --python-home DIR      prefix holding lib/pythonX.Y, when the embedded
@@ -65,6 +67,8 @@ pub enum Command {
     Run(Options),
     Check(Options),
     PythonInfo(Options),
+    /// Internal: a worker process of `--isolation process` (raw arguments).
+    Worker(Vec<OsString>),
     Help,
     Version,
 }
@@ -81,7 +85,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Error> {
     let mut opts = Options::default();
     let mut log = logging::Options::default();
     let mut command: Option<&str> = None;
-    let mut it = args.into_iter();
+    let mut it = args.into_iter().peekable();
+    if it.peek().is_some_and(|a| a == "worker") {
+        it.next();
+        return Ok(Cli {
+            command: Command::Worker(it.collect()),
+            log,
+        });
+    }
     let usage = |m: String| Error::Usage(m);
     while let Some(arg) = it.next() {
         let arg = arg

@@ -14,7 +14,7 @@
 
 use std::cell::UnsafeCell;
 use std::ffi::{CStr, c_char, c_int, c_uint, c_ulonglong, c_void};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::OnceLock;
@@ -151,7 +151,7 @@ const HEADER_MAGIC: u64 = 0x4F50_4C43_494D_4701; // "OPLCIMG" + layout 1
 pub struct Image {
     base: *mut u8,
     len: usize,
-    _fd: OwnedFd,
+    fd: OwnedFd,
     buffer_size: usize,
     /// Byte offset of each table's values inside the mapping.
     offsets: [usize; TABLES],
@@ -193,6 +193,52 @@ pub fn get() -> Option<&'static Image> {
     IMAGE.get()
 }
 
+/// Byte offsets of the tables and the mapping's length for `buffer_size`: the
+/// supervisor and its workers compute the same layout.
+fn layout(buffer_size: usize) -> ([usize; TABLES], usize) {
+    let mut offsets = [0usize; TABLES];
+    let mut len = size_of::<Header>().next_multiple_of(64);
+    for t in Table::ALL {
+        offsets[t as usize] = len;
+        len += (buffer_size * t.values_per_slot() * t.elem_size()).next_multiple_of(64);
+    }
+    (offsets, len)
+}
+
+/// Maps `len` bytes of `fd` shared, read-write.
+fn map_shared(fd: &OwnedFd, len: usize) -> Result<*mut u8, String> {
+    // SAFETY: a new shared mapping of a descriptor we own, of its full length;
+    // nothing else refers to the returned address yet.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return Err(format!(
+            "cannot map the shared image: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(base.cast::<u8>())
+}
+
+/// Attaches this process (a worker) to the supervisor's image, passed as the
+/// inherited memfd `fd`. Installs it as this process's image.
+pub fn attach(fd: OwnedFd, buffer_size: usize) -> Result<&'static Image, String> {
+    if IMAGE.get().is_some() {
+        return Err("this process already has an image".into());
+    }
+    let img = Image::attach(fd, buffer_size)?;
+    let _ = IMAGE.set(img);
+    IMAGE.get().ok_or_else(|| "image install raced".to_string())
+}
+
 impl Image {
     fn create(buffer_size: usize) -> Result<Image, String> {
         if buffer_size == 0 || buffer_size > MAX_BUFFER_SIZE {
@@ -200,12 +246,7 @@ impl Image {
                 "buffer size {buffer_size} is out of range 1..={MAX_BUFFER_SIZE}"
             ));
         }
-        let mut offsets = [0usize; TABLES];
-        let mut len = size_of::<Header>().next_multiple_of(64);
-        for t in Table::ALL {
-            offsets[t as usize] = len;
-            len += (buffer_size * t.values_per_slot() * t.elem_size()).next_multiple_of(64);
-        }
+        let (offsets, len) = layout(buffer_size);
         // SAFETY: the name is a valid C string; the flags are plain constants.
         let raw = unsafe { libc::memfd_create(c"openplc-image".as_ptr(), libc::MFD_CLOEXEC) };
         if raw < 0 {
@@ -223,24 +264,7 @@ impl Image {
                 std::io::Error::last_os_error()
             ));
         }
-        // SAFETY: a fresh shared mapping of a descriptor we own, of its full length.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                raw,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(format!(
-                "cannot map the shared image: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-        let base = base.cast::<u8>();
+        let base = map_shared(&fd, len)?;
         // SAFETY: the mapping is zero-filled, page-aligned and larger than
         // `Header`; all-zero is a valid bit pattern for every header field except
         // the mutex and the slot sequence numbers, which are initialised here
@@ -254,23 +278,66 @@ impl Image {
                 s.seq.store(i as u64, Ordering::Relaxed);
             }
         }
+        Ok(Image::with_pointers(base, len, fd, buffer_size, offsets))
+    }
+
+    fn attach(fd: OwnedFd, buffer_size: usize) -> Result<Image, String> {
+        let (offsets, len) = layout(buffer_size);
+        let size = std::fs::File::from(fd.try_clone().map_err(|e| e.to_string())?)
+            .metadata()
+            .map_err(|e| format!("cannot stat the shared image: {e}"))?
+            .len();
+        if size != len as u64 {
+            return Err(format!(
+                "the shared image is {size} bytes, expected {len} for buffer size {buffer_size}"
+            ));
+        }
+        let base = map_shared(&fd, len)?;
+        // SAFETY: the supervisor initialised the header before starting any
+        // worker; reading two plain fields of it is fine.
+        let (magic, size_in_header) = unsafe {
+            let h = &*base.cast::<Header>();
+            (h.magic, h.buffer_size)
+        };
+        if magic != HEADER_MAGIC || size_in_header != buffer_size as u64 {
+            // SAFETY: unmapping the mapping just made, used by nothing.
+            unsafe { libc::munmap(base.cast(), len) };
+            return Err(
+                "the inherited descriptor is not this runtime's image (bad magic or size)".into(),
+            );
+        }
+        Ok(Image::with_pointers(base, len, fd, buffer_size, offsets))
+    }
+
+    fn with_pointers(
+        base: *mut u8,
+        len: usize,
+        fd: OwnedFd,
+        buffer_size: usize,
+        offsets: [usize; TABLES],
+    ) -> Image {
         let pointers = Table::ALL.map(|t| {
             let n = buffer_size * t.values_per_slot();
             (0..n)
-                // SAFETY: offset + i * size stays inside the table's region
-                // computed above, which lies inside the mapping.
+                // SAFETY: offset + i * size stays inside the table's region of
+                // the layout, which lies inside the mapping of `len` bytes.
                 .map(|i| unsafe { base.add(offsets[t as usize] + i * t.elem_size()) }.cast())
                 .collect::<Vec<*mut c_void>>()
                 .into_boxed_slice()
         });
-        Ok(Image {
+        Image {
             base,
             len,
-            _fd: fd,
+            fd,
             buffer_size,
             offsets,
             pointers,
-        })
+        }
+    }
+
+    /// The memfd behind the mapping, for handing to a worker process.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 
     fn header(&self) -> &Header {

@@ -26,3 +26,4 @@ pub mod supervisor;
 pub mod sys;
 pub mod systemd;
 pub mod venv;
+pub mod worker;

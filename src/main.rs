@@ -4,11 +4,13 @@
 use std::process::ExitCode;
 
 use openplc_runtime::cli::{self, Command};
+use openplc_runtime::error::{EXIT_CONFIG, Error};
+use openplc_runtime::{check, logging, python, supervisor, worker};
 
 fn main() -> ExitCode {
     match cli::parse(std::env::args_os().skip(1)).and_then(run) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(openplc_runtime::error::Error::Config(list)) => {
+        Err(Error::Config(list)) => {
             for m in &list {
                 eprintln!("openplc-runtime: {m}");
             }
@@ -16,7 +18,7 @@ fn main() -> ExitCode {
                 "openplc-runtime: {} configuration problem(s); nothing was started",
                 list.len()
             );
-            ExitCode::from(openplc_runtime::error::EXIT_CONFIG)
+            ExitCode::from(EXIT_CONFIG)
         }
         Err(e) => {
             eprintln!("openplc-runtime: {e}");
@@ -25,24 +27,29 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: cli::Cli) -> Result<(), openplc_runtime::error::Error> {
-    match openplc_runtime::logging::init(&cli.log) {
-        Ok(note) => log::debug!("{note}"),
-        Err(e) => {
-            return Err(openplc_runtime::error::Error::Usage(format!(
-                "--log-target: {e}"
-            )));
-        }
-    }
+fn init_logging(opts: &logging::Options) -> Result<(), Error> {
+    let note = logging::init(opts).map_err(|e| Error::Usage(format!("--log-target: {e}")))?;
+    log::debug!("{note}");
+    Ok(())
+}
+
+fn run(cli: cli::Cli) -> Result<(), Error> {
     match cli.command {
         Command::Help => print!("{}", cli::HELP),
         Command::Version => println!("openplc-runtime {}", env!("CARGO_PKG_VERSION")),
+        // A worker logs through its supervisor, not to a target of its own.
+        Command::Worker(args) => worker::worker_main(args)?,
         Command::Run(opts) => {
-            openplc_runtime::supervisor::run(&opts)?;
+            init_logging(&cli.log)?;
+            supervisor::run(&opts)?;
         }
-        Command::Check(opts) => openplc_runtime::check::check(&opts, &mut std::io::stdout())?,
+        Command::Check(opts) => {
+            init_logging(&cli.log)?;
+            check::check(&opts, &mut std::io::stdout())?;
+        }
         Command::PythonInfo(opts) => {
-            let interp = openplc_runtime::python::start(opts.python_home.as_deref())?;
+            init_logging(&cli.log)?;
+            let interp = python::start(opts.python_home.as_deref())?;
             for (k, v) in interp.info()? {
                 println!("{k}={v}");
             }

@@ -22,6 +22,7 @@ use crate::resolve::{self, Isolation, Plan, Plugin};
 use crate::scan::{self, ScanThread};
 use crate::signals::{Event, Signals};
 use crate::systemd::{Notifier, Watchdog};
+use crate::worker::{self, Worker};
 
 /// Budget for importing a plugin and running its `init`: imports of large
 /// libraries on a slow board take seconds; half a minute means it is stuck.
@@ -79,11 +80,6 @@ pub struct Report {
 
 /// Loads plugins.conf and resolves it; any problem is a configuration error.
 pub fn plan(opts: &Options) -> Result<Plan, Error> {
-    if opts.isolation == Isolation::Process {
-        return Err(Error::Config(vec![
-            "--isolation process is not available in this build yet; use --isolation shared".into(),
-        ]));
-    }
     let conf = config::load(&opts.config)
         .map_err(|errs| Error::Config(errs.iter().map(ToString::to_string).collect()))?;
     let (plan, errors) = resolve::resolve(
@@ -117,6 +113,14 @@ struct Slot {
     capsule: Option<Arc<Capsule>>,
     /// A native plugin (type 1) once loaded; unloaded after its `cleanup`.
     native: Option<NativePlugin>,
+    /// `--isolation process`: the worker process running this Python plugin.
+    worker: Option<Arc<Worker>>,
+    /// Consecutive worker restarts (reset after a healthy run).
+    restarts: u32,
+    /// When the next restart of a dead worker is due.
+    restart_at: Option<Instant>,
+    /// The worker died too often; the plugin stays failed.
+    gave_up: bool,
     state: State,
     /// `init` was called (so `cleanup` is owed).
     init_ran: bool,
@@ -140,7 +144,12 @@ enum Budgeted<T> {
 
 struct Supervisor {
     opts: Options,
-    interp: Arc<Interpreter>,
+    /// The shared interpreter (`--isolation shared`); process mode has none in
+    /// the supervisor.
+    interp: Option<Arc<Interpreter>>,
+    /// Pids of worker processes whose control socket closed.
+    worker_exits: mpsc::Receiver<u32>,
+    worker_exits_tx: mpsc::Sender<u32>,
     signals: Signals,
     image: &'static Image,
     scan: ScanThread,
@@ -165,6 +174,7 @@ struct Supervisor {
 impl Supervisor {
     /// Watchdog and STATUS upkeep; called whenever the supervisor wakes.
     fn upkeep(&mut self) {
+        self.collect_worker_exits();
         let cycles = self.scan.stats().cycles.load(Ordering::Relaxed);
         self.watchdog
             .tick(&self.notifier, cycles, self.stuck.as_deref());
@@ -233,18 +243,22 @@ impl Supervisor {
         }
         let slot = &self.slots[i];
         let name = slot.name().to_string();
-        let Some(module) = slot.module.clone() else {
-            return false;
-        };
-        let interp = Arc::clone(&self.interp);
-        let capsule = if func == "init" {
-            slot.capsule.clone()
+        let worker = slot.worker.clone();
+        let outcome = if let Some(w) = worker.clone() {
+            self.budgeted(&name, func, budget, move || w.call(func))
         } else {
-            None
+            let (Some(module), Some(interp)) = (slot.module.clone(), self.interp.clone()) else {
+                return false;
+            };
+            let capsule = if func == "init" {
+                slot.capsule.clone()
+            } else {
+                None
+            };
+            self.budgeted(&name, func, budget, move || {
+                interp.call(&module, func, capsule.as_deref())
+            })
         };
-        let outcome = self.budgeted(&name, func, budget, move || {
-            interp.call(&module, func, capsule.as_deref())
-        });
         let path = self.slots[i].plugin.entry.path.display().to_string();
         match outcome {
             Budgeted::Done(CallOutcome::Ok) => true,
@@ -259,6 +273,14 @@ impl Supervisor {
                 log::error!("[{name}] {func}() raised; the plugin is marked failed:\n{tb}");
                 false
             }
+            Budgeted::Overran if worker.is_some() => {
+                log::error!(
+                    "[{name}] {func}() did not return within {} s; its worker process is killed",
+                    budget.as_secs()
+                );
+                self.retire_worker(i, true);
+                false
+            }
             Budgeted::Overran => {
                 log::error!(
                     "[{name}] {func}() did not return within {} s; going on without it",
@@ -268,6 +290,170 @@ impl Supervisor {
                 false
             }
             Budgeted::Abandon => abandon(&name, func),
+        }
+    }
+
+    /// Stops tracking slot `i`'s worker: kills it when `kill`, else lets it
+    /// exit (control socket closed), and reaps it. Its pid is no longer ours,
+    /// so its exit is not taken for a crash. `cleanup` can no longer be owed.
+    fn retire_worker(&mut self, i: usize, kill: bool) {
+        if let Some(w) = self.slots[i].worker.take() {
+            if kill {
+                w.kill();
+            }
+            let status = w.finish();
+            log::debug!(
+                "[{}] worker process {} {}",
+                self.slots[i].name(),
+                w.pid,
+                worker::describe_exit(status)
+            );
+        }
+        self.slots[i].init_ran = false;
+    }
+
+    /// Handles worker processes that died: logs how, marks the plugin failed,
+    /// and schedules a restart with exponential back-off (or gives up).
+    fn collect_worker_exits(&mut self) {
+        while let Ok(pid) = self.worker_exits.try_recv() {
+            let Some(i) = self
+                .slots
+                .iter()
+                .position(|s| s.worker.as_ref().is_some_and(|w| w.pid == pid))
+            else {
+                continue; // a worker we retired ourselves
+            };
+            if self.slots[i]
+                .worker
+                .as_ref()
+                .is_some_and(|w| w.exit_expected())
+            {
+                continue; // cleanup answered; retire_worker reaps it
+            }
+            let Some(w) = self.slots[i].worker.take() else {
+                continue;
+            };
+            let status = w.reap(worker::EXIT_BUDGET);
+            let name = self.slots[i].name().to_string();
+            log::error!(
+                "[{name}] worker process {pid} died: {}; the scan loop and the other plugins go on",
+                worker::describe_exit(status)
+            );
+            let slot = &mut self.slots[i];
+            slot.state = State::Failed;
+            slot.init_ran = false;
+            if self.stopping.is_some() {
+                continue;
+            }
+            if w.started.elapsed() >= worker::HEALTHY_RUN {
+                slot.restarts = 0;
+            }
+            if slot.restarts < worker::MAX_RESTARTS {
+                let delay = worker::backoff(slot.restarts);
+                slot.restarts += 1;
+                slot.restart_at = Some(Instant::now() + delay);
+                log::warn!(
+                    "[{name}] restarting its worker in {} ms (restart {} of {})",
+                    delay.as_millis(),
+                    slot.restarts,
+                    worker::MAX_RESTARTS
+                );
+            } else {
+                slot.gave_up = true;
+                log::error!(
+                    "[{name}] its worker died {} times in a row; giving up: the plugin stays failed until the service restarts",
+                    worker::MAX_RESTARTS + 1
+                );
+            }
+        }
+    }
+
+    /// Restarts the workers whose back-off has passed: `init`, then
+    /// `start_loop`, as at start-up.
+    fn restart_due_workers(&mut self) {
+        let now = Instant::now();
+        for i in 0..self.slots.len() {
+            if self.stopping.is_some() {
+                return;
+            }
+            if self.slots[i].restart_at.is_some_and(|t| t <= now) {
+                self.slots[i].restart_at = None;
+                log::info!("[{}] restarting its worker", self.slots[i].name());
+                self.load(i);
+                if self.slots[i].state == State::Initialized
+                    && self.lifecycle(i, "start_loop", START_BUDGET)
+                {
+                    self.slots[i].state = State::Started;
+                } else {
+                    self.slots[i].state = State::Failed;
+                }
+            }
+        }
+    }
+
+    /// The earliest pending worker restart.
+    fn next_restart(&self) -> Option<Instant> {
+        self.slots.iter().filter_map(|s| s.restart_at).min()
+    }
+
+    /// `load` for `--isolation process`: start the plugin's worker (which
+    /// imports it in its own interpreter) and run `init` there.
+    fn load_worker(&mut self, i: usize) {
+        let plugin = self.slots[i].plugin.clone();
+        let name = plugin.name().to_string();
+        let spec = worker::Spec {
+            plugin: name.clone(),
+            slot: self.slots[i].index,
+            path: plugin.entry.path.clone(),
+            config_path: plugin.entry.config_path.clone(),
+            site_dirs: plugin
+                .venv
+                .as_ref()
+                .map(|v| v.site_dirs.clone())
+                .unwrap_or_default(),
+            system_site: plugin.venv.as_ref().is_none_or(|v| v.include_system_site),
+            buffer_size: self.image.buffer_size(),
+            period_ns: self.scan.stats().period_ns(),
+            python_home: self.opts.python_home.clone(),
+        };
+        let w = match Worker::spawn(&spec, self.image, self.worker_exits_tx.clone()) {
+            Ok(w) => Arc::new(w),
+            Err(e) => {
+                log::error!("[{name}] cannot start its worker process: {e}");
+                return;
+            }
+        };
+        log::debug!("[{name}] worker process {} started", w.pid);
+        self.slots[i].worker = Some(Arc::clone(&w));
+        self.slots[i].init_ran = false;
+        let path = plugin.entry.path.display().to_string();
+        match self.budgeted(&name, "import", INIT_BUDGET, move || w.result("import")) {
+            Budgeted::Done(CallOutcome::Ok) => {}
+            Budgeted::Done(CallOutcome::Missing) => {
+                log::error!(
+                    "[{name}] has no init() function: {path} is not an OpenPLC plugin (init(args) is required); plugin disabled"
+                );
+                self.retire_worker(i, false);
+                return;
+            }
+            Budgeted::Done(CallOutcome::Raised(tb)) => {
+                log::error!("[{name}] importing {path} failed; the plugin is marked failed:\n{tb}");
+                self.retire_worker(i, false);
+                return;
+            }
+            Budgeted::Overran => {
+                log::error!(
+                    "[{name}] importing {path} did not finish within {} s; its worker process is killed",
+                    INIT_BUDGET.as_secs()
+                );
+                self.retire_worker(i, true);
+                return;
+            }
+            Budgeted::Abandon => abandon(&name, "import"),
+        }
+        self.slots[i].init_ran = true;
+        if self.lifecycle(i, "init", INIT_BUDGET) {
+            self.slots[i].state = State::Initialized;
         }
     }
 
@@ -285,6 +471,9 @@ impl Supervisor {
         if plugin.entry.kind == PluginKind::Native {
             return self.load_native(i, args);
         }
+        if self.opts.isolation == Isolation::Process {
+            return self.load_worker(i);
+        }
         match Capsule::new(args) {
             Ok(c) => self.slots[i].capsule = Some(Arc::new(c)),
             Err(e) => {
@@ -292,7 +481,9 @@ impl Supervisor {
                 return;
             }
         }
-        let interp = Arc::clone(&self.interp);
+        let Some(interp) = self.interp.clone() else {
+            return;
+        };
         let module_name = python::module_name(&name);
         let path = plugin.entry.path.clone();
         match self.budgeted(&name, "import", INIT_BUDGET, move || {
@@ -452,6 +643,10 @@ impl Supervisor {
                 self.slots[i].init_ran = false;
                 self.lifecycle(i, "cleanup", CLEANUP_BUDGET);
             }
+            // A worker exits once cleanup answered (or is killed if it does
+            // not): nothing of a stopped plugin is left running.
+            self.slots[i].restart_at = None;
+            self.retire_worker(i, false);
         }
     }
 
@@ -462,11 +657,23 @@ impl Supervisor {
             .iter()
             .filter(|s| s.state == State::Started)
             .count();
-        let failed: Vec<&str> = self
+        let failed: Vec<String> = self
             .slots
             .iter()
             .filter(|s| s.state == State::Failed)
-            .map(Slot::name)
+            .map(|s| {
+                if s.gave_up {
+                    format!(
+                        "{}: gave up after {} restarts",
+                        s.name(),
+                        worker::MAX_RESTARTS
+                    )
+                } else if s.restart_at.is_some() {
+                    format!("{}: restarting", s.name())
+                } else {
+                    s.name().to_string()
+                }
+            })
             .collect();
         let stats = self.scan.stats();
         let mut s = format!(
@@ -640,9 +847,11 @@ impl Supervisor {
         for &i in &order {
             if let Some(m) = self.slots[i].module.take()
                 && let Ok(m) = Arc::try_unwrap(m)
+                && let Some(interp) = &self.interp
             {
-                self.interp.unload_plugin(m);
+                interp.unload_plugin(m);
             }
+            self.retire_worker(i, false);
         }
         let mut kept: Vec<Slot> = Vec::new();
         for (i, s) in std::mem::take(&mut self.slots).into_iter().enumerate() {
@@ -696,13 +905,15 @@ impl Supervisor {
             conf: new_plan.conf.clone(),
             plugins: active,
         };
-        match self.interp.set_paths(
-            &active_plan.plugin_dirs(),
-            &active_plan.site_dirs(),
-            active_plan.system_site(),
-        ) {
-            Ok(p) => log::debug!("sys.path: {p:?}"),
-            Err(e) => log::error!("reload: {e}"),
+        if let Some(interp) = &self.interp {
+            match interp.set_paths(
+                &active_plan.plugin_dirs(),
+                &active_plan.site_dirs(),
+                active_plan.system_site(),
+            ) {
+                Ok(p) => log::debug!("sys.path: {p:?}"),
+                Err(e) => log::error!("reload: {e}"),
+            }
         }
         self.start_slots(first_new..self.slots.len());
         // File order again, for the stop order.
@@ -743,6 +954,10 @@ fn new_slot(plugin: Plugin, index: usize) -> Slot {
         module: None,
         capsule: None,
         native: None,
+        worker: None,
+        restarts: 0,
+        restart_at: None,
+        gave_up: false,
         state: State::Failed,
         init_ran: false,
         stuck: false,
@@ -764,11 +979,20 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     let signals = Signals::install()
         .map_err(|e| Error::Os(format!("cannot install signal handlers: {e}")))?;
     let image = image::install(opts.buffer_size).map_err(Error::Os)?;
-    let interp = Arc::new(python::start(opts.python_home.as_deref())?);
-    let sys_path = interp
-        .set_paths(&plan.plugin_dirs(), &plan.site_dirs(), plan.system_site())
-        .map_err(Error::Python)?;
-    log::debug!("sys.path: {sys_path:?}");
+    // Shared mode: one interpreter here for every Python plugin. Process mode:
+    // each worker starts its own; the supervisor embeds none (less memory).
+    let interp = match opts.isolation {
+        Isolation::Shared => {
+            let interp = Arc::new(python::start(opts.python_home.as_deref())?);
+            let sys_path = interp
+                .set_paths(&plan.plugin_dirs(), &plan.site_dirs(), plan.system_site())
+                .map_err(Error::Python)?;
+            log::debug!("sys.path: {sys_path:?}");
+            Some(interp)
+        }
+        Isolation::Process => None,
+    };
+    let (worker_exits_tx, worker_exits) = mpsc::channel();
 
     // The scan thread starts before any plugin's init (journal writes made in
     // init or start_loop are applied at once, and the watchdog sees progress
@@ -792,6 +1016,8 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     let mut sup = Supervisor {
         opts: opts.clone(),
         interp,
+        worker_exits,
+        worker_exits_tx,
         signals,
         image,
         scan,
@@ -829,9 +1055,13 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
             sup.reload();
             continue;
         }
-        let wait = next_report
+        sup.restart_due_workers();
+        let mut wait = next_report
             .saturating_duration_since(Instant::now())
             .min(sup.watchdog.max_sleep());
+        if let Some(t) = sup.next_restart() {
+            wait = wait.min(t.saturating_duration_since(Instant::now()));
+        }
         match sup.signals.wait(wait) {
             Event::Terminate(_) => sup.stopping = Some("signal".into()),
             Event::StopRequested => sup.stopping = Some("request_plc_stop".into()),
@@ -856,8 +1086,10 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     let order: Vec<usize> = (0..sup.slots.len()).rev().collect();
     sup.stop_slots(&order, true);
     sup.report();
-    if sup.slots.iter().all(|s| !s.stuck) {
-        sup.interp.flush_stdio();
+    if sup.slots.iter().all(|s| !s.stuck)
+        && let Some(interp) = &sup.interp
+    {
+        interp.flush_stdio();
     }
     let stats = Arc::clone(sup.scan.stats());
     let report = Report {

@@ -60,3 +60,74 @@ pub fn effective_uid() -> u32 {
     // SAFETY: geteuid cannot fail and has no preconditions.
     unsafe { libc::geteuid() }
 }
+
+/// Starts `cmd` as a worker process of the supervisor:
+/// - the descriptors in `inherit` stay open across exec (at the same numbers;
+///   the command line tells the worker which is which);
+/// - the child gets its own process group, so a terminal's Ctrl-C reaches only
+///   the supervisor, which stops its workers in order;
+/// - the child is killed (SIGKILL) when the thread that spawned it dies
+///   (PR_SET_PDEATHSIG), so `kill -9` of the supervisor leaves no orphan.
+///   Spawn from the supervisor's main thread, which lives as long as it does.
+pub fn spawn_worker(
+    cmd: &mut std::process::Command,
+    inherit: &[RawFd],
+) -> std::io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    let fds: Vec<RawFd> = inherit.to_vec();
+    // SAFETY: the closure runs in the child between fork and exec. It only
+    // calls async-signal-safe functions (fcntl, setpgid, prctl, getppid,
+    // _exit) and allocates nothing: `fds` was built before the fork and is
+    // only read.
+    unsafe {
+        cmd.pre_exec(move || {
+            for &fd in &fds {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if libc::setpgid(0, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The supervisor died between fork and prctl: nobody would kill us.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// Sends `sig` to process `pid` (a worker).
+pub fn kill(pid: u32, sig: i32) {
+    // SAFETY: kill has no memory-safety preconditions; a stale pid at worst
+    // hits nothing (workers are reaped only by us, so the pid is not reused
+    // while we hold the Child).
+    unsafe { libc::kill(pid as libc::pid_t, sig) };
+}
+
+/// The name of a signal number, for log lines ("SIGSEGV").
+pub fn signal_name(sig: i32) -> String {
+    let name = match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGTERM => "SIGTERM",
+        _ => return format!("signal {sig}"),
+    };
+    format!("{name} ({sig})")
+}

@@ -272,7 +272,7 @@ pub fn find_conflicts<'a>(plugins: impl IntoIterator<Item = (&'a str, &'a Venv)>
                 }
                 Some(&(other, other_root, other_version)) if other_version != d.version => {
                     out.push(format!(
-                        "plugins `{other}` and `{plugin}` would share one Python interpreter (--isolation shared) but need different versions of `{}`: {other_version} (in {}) and {} (in {}); pin the same version in both requirements.txt files, or run each plugin in its own interpreter with --isolation process (not available in this build yet)",
+                        "plugins `{other}` and `{plugin}` would share one Python interpreter (--isolation shared) but need different versions of `{}`: {other_version} (in {}) and {} (in {}); pin the same version in both requirements.txt files, or run each plugin in its own interpreter with --isolation process",
                         d.name,
                         other_root.display(),
                         d.version,

@@ -1,0 +1,356 @@
+//! `--isolation process`: every Python plugin in its own worker process with
+//! its own interpreter, the image shared through memory. Conflicting package
+//! versions side by side, the journal across processes, crashes (also while
+//! holding image_lock), restarts with back-off and their limit, a worker hung
+//! in stop_loop, and no orphans when the supervisor is killed.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const SIGTERM: i32 = 15;
+
+fn probe(dir: &TempDir, id: &str, venv: Option<&Path>, extra: &str) -> String {
+    conf_line(
+        id,
+        &fixture_plugin("probe"),
+        Some(&probe_config(dir.path(), id, extra)),
+        venv,
+    )
+}
+
+fn start(conf: &Path) -> Runtime {
+    Runtime::start(conf, &["--isolation", "process", "--log-target", "stderr"])
+}
+
+/// The pid the probe `id` recorded (the latest one, after restarts).
+fn worker_pid(dir: &Path, id: &str) -> u32 {
+    events(dir, id)
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("pid=").map(|p| p.parse().unwrap()))
+        .unwrap_or_else(|| panic!("no pid recorded by {id}: {:?}", record(dir)))
+}
+
+fn count(dir: &Path, line: &str) -> usize {
+    record(dir).iter().filter(|l| *l == line).count()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn kill(pid: u32, sig: i32) {
+    // SAFETY: signalling a process this test started (directly or through the
+    // runtime under test).
+    unsafe { libc::kill(pid as i32, sig) };
+}
+
+/// Alive and not a zombie.
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn conflicting_versions_each_see_their_own_in_their_own_process() {
+    let dir = TempDir::new("proc-conflict");
+    let v1 = dir.join("venvs/one");
+    let v2 = dir.join("venvs/two");
+    make_venv(&v1, &["foo==1.0"]);
+    make_venv(&v2, &["foo==2.0", "pthdemo"]);
+    let imports = "\"imports\": [\"foo\", \"hidden_by_pth\"]";
+    let conf = write_conf(
+        dir.path(),
+        &[
+            probe(&dir, "one", Some(&v1), imports),
+            probe(&dir, "two", Some(&v2), imports),
+        ],
+    );
+    // Shared mode refuses this; process mode does not, and check says so.
+    let (code, _, err) = runtime(&["check"], &conf);
+    assert_eq!(code, 78, "{err}");
+    let (code, out, err) = runtime(&["check", "--isolation", "process"], &conf);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!err.contains("would share"), "{err}");
+    assert!(
+        out.contains("one: ok (python, venv")
+            && out.contains("imports in its own process, has init"),
+        "{out}"
+    );
+    assert!(record(dir.path()).is_empty(), "check called into a plugin");
+
+    let mut rt = start(&conf);
+    rt.wait_log(
+        "running: 2 plugin(s) running, 0 failed",
+        Duration::from_secs(30),
+    );
+    rt.signal(SIGTERM);
+    assert_eq!(
+        rt.wait_exit(Duration::from_secs(20)),
+        0,
+        "{}",
+        rt.log_text()
+    );
+    let one = events(dir.path(), "one");
+    let two = events(dir.path(), "two");
+    assert!(one.contains(&"import foo ok 1.0".to_string()), "{one:?}");
+    assert!(two.contains(&"import foo ok 2.0".to_string()), "{two:?}");
+    // Only its own venv: `one` does not see what two's venv's .pth adds.
+    assert!(
+        one.contains(&"import hidden_by_pth failed ModuleNotFoundError".to_string()),
+        "{one:?}"
+    );
+    assert!(
+        two.contains(&"import hidden_by_pth ok found through pthdemo.pth".to_string()),
+        "{two:?}"
+    );
+    let (p1, p2) = (worker_pid(dir.path(), "one"), worker_pid(dir.path(), "two"));
+    assert!(p1 != p2 && p1 != rt.child.id() && p2 != rt.child.id());
+    assert_eq!(
+        lifecycle(dir.path()),
+        [
+            "one:init",
+            "two:init",
+            "one:start_loop",
+            "two:start_loop",
+            "two:stop_loop",
+            "one:stop_loop",
+            "two:cleanup",
+            "one:cleanup"
+        ]
+    );
+    // Stopping leaves no worker behind.
+    assert!(!running(p1) && !running(p2));
+}
+
+#[test]
+fn journal_writes_in_one_worker_are_seen_by_another_under_image_lock() {
+    let dir = TempDir::new("proc-journal");
+    let conf = write_conf(
+        dir.path(),
+        &[
+            probe(
+                &dir,
+                "reader",
+                None,
+                "\"watch_int\": [\"int_input\", 7, 4321]",
+            ),
+            probe(
+                &dir,
+                "writer",
+                None,
+                "\"journal_int\": [[5, 7, 4321]], \"log_text\": \"hello from a worker %s\"",
+            ),
+            probe(&dir, "bad", None, "\"raise_in\": \"init\""),
+        ],
+    );
+    let mut rt = start(&conf);
+    rt.wait_log(
+        "running: 2 plugin(s) running, 1 failed (bad)",
+        Duration::from_secs(30),
+    );
+    wait_until("the reader", Duration::from_secs(10), || {
+        events(dir.path(), "reader")
+            .iter()
+            .any(|e| e.starts_with("saw") || e.contains("timed out"))
+    });
+    rt.signal(SIGTERM);
+    assert_eq!(rt.wait_exit(Duration::from_secs(20)), 0);
+    assert!(
+        events(dir.path(), "reader").contains(&"saw int_input[7]=4321".to_string()),
+        "{:?}",
+        record(dir.path())
+    );
+    // Log callbacks and tracebacks of workers reach the supervisor's log.
+    let log = rt.log_text();
+    assert!(log.contains("[writer] hello from a worker %s"), "{log}");
+    assert!(
+        log.contains("[bad] init() raised")
+            && log.contains("RuntimeError: probe was told to fail in init"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_worker_crashing_with_image_lock_held_is_contained_and_the_lock_recovered() {
+    let dir = TempDir::new("proc-crash");
+    let conf = write_conf(
+        dir.path(),
+        &[
+            probe(&dir, "steady", None, "\"hammer_int\": [5, 1]"),
+            probe(&dir, "crasher", None, "\"crash_holding_lock_after_s\": 0.5"),
+        ],
+    );
+    let mut rt = start(&conf);
+    rt.wait_log("running: 2 plugin(s) running", Duration::from_secs(30));
+    rt.wait_log("[crasher] worker process", Duration::from_secs(10));
+    rt.wait_log("died: killed by SIGSEGV (11)", Duration::from_secs(5));
+    rt.wait_log(
+        "image lock: recovered from a dead owner",
+        Duration::from_secs(5),
+    );
+    rt.wait_log(
+        "[crasher] restarting its worker in 250 ms (restart 1 of 5)",
+        Duration::from_secs(5),
+    );
+    wait_until("crasher's second init", Duration::from_secs(10), || {
+        count(dir.path(), "crasher:init") >= 2
+    });
+    rt.signal(SIGTERM);
+    assert_eq!(
+        rt.wait_exit(Duration::from_secs(30)),
+        0,
+        "{}",
+        rt.log_text()
+    );
+    let log = rt.log_text();
+    // The other plugin and the scan loop went on: its hammer thread (locked
+    // reads) never blocked, so its stop_loop returned in time.
+    assert!(
+        !log.contains("[steady] stop_loop() did not return"),
+        "{log}"
+    );
+    assert_eq!(count(dir.path(), "steady:init"), 1);
+    assert_eq!(count(dir.path(), "steady:cleanup"), 1);
+    let cycles: u64 = log
+        .split("stopped: ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(cycles > 20, "{log}");
+}
+
+#[test]
+fn a_killed_worker_is_restarted_with_exponential_back_off() {
+    let dir = TempDir::new("proc-kill");
+    let conf = write_conf(
+        dir.path(),
+        &[
+            probe(&dir, "victim", None, ""),
+            probe(&dir, "other", None, ""),
+        ],
+    );
+    let mut rt = start(&conf);
+    rt.wait_log("running: 2 plugin(s) running", Duration::from_secs(30));
+    let first = worker_pid(dir.path(), "victim");
+    kill(first, 9);
+    rt.wait_log(
+        &format!("[victim] worker process {first} died: killed by SIGKILL (9)"),
+        Duration::from_secs(10),
+    );
+    rt.wait_log(
+        "[victim] restarting its worker in 250 ms (restart 1 of 5)",
+        Duration::from_secs(5),
+    );
+    wait_until("victim's second start", Duration::from_secs(10), || {
+        count(dir.path(), "victim:start_loop") == 2
+    });
+    let second = worker_pid(dir.path(), "victim");
+    assert_ne!(first, second);
+    kill(second, 9);
+    rt.wait_log(
+        "[victim] restarting its worker in 500 ms (restart 2 of 5)",
+        Duration::from_secs(10),
+    );
+    wait_until("victim's third start", Duration::from_secs(10), || {
+        count(dir.path(), "victim:start_loop") == 3
+    });
+    rt.signal(SIGTERM);
+    assert_eq!(rt.wait_exit(Duration::from_secs(20)), 0);
+    // The other plugin was never touched.
+    assert_eq!(count(dir.path(), "other:init"), 1);
+    assert_eq!(count(dir.path(), "other:stop_loop"), 1);
+    // Killed workers get no stop_loop/cleanup; the last one stops normally.
+    assert_eq!(count(dir.path(), "victim:stop_loop"), 1);
+    assert_eq!(count(dir.path(), "victim:cleanup"), 1);
+}
+
+#[test]
+fn after_too_many_restarts_the_plugin_is_marked_failed() {
+    let dir = TempDir::new("proc-limit");
+    let conf = write_conf(
+        dir.path(),
+        &[
+            probe(&dir, "doomed", None, "\"exit_in\": \"start_loop\""),
+            probe(&dir, "fine", None, ""),
+        ],
+    );
+    let mut rt = start(&conf);
+    rt.wait_log(
+        "[doomed] its worker died 6 times in a row; giving up",
+        Duration::from_secs(60),
+    );
+    assert_eq!(count(dir.path(), "doomed:start_loop"), 6);
+    assert!(rt.log_text().contains("exited with code 3"));
+    rt.signal(SIGTERM);
+    assert_eq!(rt.wait_exit(Duration::from_secs(20)), 0);
+    assert_eq!(count(dir.path(), "fine:stop_loop"), 1);
+}
+
+#[test]
+fn a_worker_hanging_in_stop_loop_is_killed_after_its_budget() {
+    let dir = TempDir::new("proc-hang");
+    let conf = write_conf(
+        dir.path(),
+        &[
+            probe(&dir, "a", None, ""),
+            probe(&dir, "stuck", None, "\"hang_in\": \"stop_loop\""),
+        ],
+    );
+    let mut rt = start(&conf);
+    rt.wait_log("running: 2 plugin(s) running", Duration::from_secs(30));
+    let stuck = worker_pid(dir.path(), "stuck");
+    rt.signal(SIGTERM);
+    assert_eq!(rt.wait_exit(Duration::from_secs(30)), 0);
+    assert!(
+        rt.log_text().contains(
+            "[stuck] stop_loop() did not return within 5 s; its worker process is killed"
+        ),
+        "{}",
+        rt.log_text()
+    );
+    assert!(!running(stuck));
+    assert_eq!(
+        lifecycle(dir.path()),
+        [
+            "a:init",
+            "stuck:init",
+            "a:start_loop",
+            "stuck:start_loop",
+            "stuck:stop_loop",
+            "a:stop_loop",
+            "a:cleanup"
+        ]
+    );
+}
+
+#[test]
+fn killing_the_supervisor_leaves_no_worker_behind() {
+    let dir = TempDir::new("proc-orphans");
+    let conf = write_conf(
+        dir.path(),
+        &[probe(&dir, "a", None, ""), probe(&dir, "b", None, "")],
+    );
+    let mut rt = start(&conf);
+    rt.wait_log("running: 2 plugin(s) running", Duration::from_secs(30));
+    let pids = [worker_pid(dir.path(), "a"), worker_pid(dir.path(), "b")];
+    assert!(pids.iter().all(|&p| running(p)));
+    kill(rt.child.id(), 9);
+    let _ = rt.child.wait();
+    wait_until("the workers to die", Duration::from_secs(10), || {
+        pids.iter().all(|&p| !running(p))
+    });
+}
