@@ -29,6 +29,8 @@ OPTIONS:
                            refused); process: each Python plugin in its own
                            worker process and interpreter [default: shared]
     --scan-period TIME     scan period, e.g. 20ms, 500us [default: 20ms]
+    --scan-priority N      SCHED_FIFO priority of the scan thread, 1-99, or 0
+                           for normal scheduling [default: 40]
     --buffer-size N        slots per image table [default: 1024]
     --python-home DIR      prefix holding lib/pythonX.Y, when the embedded
                            interpreter cannot find its standard library
@@ -134,6 +136,19 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Error> {
                     )));
                 }
                 opts.scan_period = d;
+            }
+            "--scan-priority" => {
+                let v = value("--scan-priority")?;
+                let n: i32 = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (0..=99).contains(n))
+                    .ok_or_else(|| {
+                        usage(format!(
+                            "--scan-priority {v}: expected 0 (normal scheduling) or 1 to 99"
+                        ))
+                    })?;
+                opts.scan_priority = (n > 0).then_some(n);
             }
             "--buffer-size" => {
                 let v = value("--buffer-size")?;

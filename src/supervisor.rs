@@ -51,6 +51,8 @@ pub struct Options {
     pub scan_period: Duration,
     pub buffer_size: usize,
     pub python_home: Option<PathBuf>,
+    /// SCHED_FIFO priority of the scan thread; `None` = normal scheduling.
+    pub scan_priority: Option<i32>,
 }
 
 impl Default for Options {
@@ -61,6 +63,7 @@ impl Default for Options {
             scan_period: scan::DEFAULT_PERIOD,
             buffer_size: image::DEFAULT_BUFFER_SIZE,
             python_home: None,
+            scan_priority: Some(scan::DEFAULT_PRIORITY),
         }
     }
 }
@@ -1001,8 +1004,20 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     // (native::CycleHooks): a plugin's hooks are added once its start_loop
     // returned and removed before its stop_loop (and before a SIGHUP reload
     // drops it), so a plugin whose init failed never has a hook called.
-    let scan = ScanThread::spawn(image, opts.scan_period, Arc::new(CycleHooks::default()))
-        .map_err(|e| Error::Os(format!("cannot start the scan thread: {e}")))?;
+    let scan = ScanThread::spawn(
+        image,
+        opts.scan_period,
+        Arc::new(CycleHooks::default()),
+        opts.scan_priority,
+    )
+    .map_err(|e| Error::Os(format!("cannot start the scan thread: {e}")))?;
+    match (opts.scan_priority, scan.priority_error()) {
+        (Some(p), Some(e)) => log::warn!(
+            "scan thread: cannot get real-time priority SCHED_FIFO {p} ({e}); it runs with normal scheduling and will wake late under load; run as root or give the service CAP_SYS_NICE (or LimitRTPRIO={p}), or pass --scan-priority 0 to silence this"
+        ),
+        (Some(p), None) => log::debug!("scan thread: SCHED_FIFO priority {p}"),
+        (None, _) => log::debug!("scan thread: normal scheduling (--scan-priority 0)"),
+    }
     let watchdog = Watchdog::from_env();
     if let Some(w) = watchdog.interval()
         && opts.scan_period * 2 >= w

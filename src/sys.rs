@@ -55,6 +55,22 @@ pub fn poll_readable(fds: &[RawFd], timeout: Duration) {
     unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
 }
 
+/// Gives the calling thread real-time SCHED_FIFO scheduling at
+/// `priority` (1..=99).
+pub fn set_current_thread_fifo(priority: i32) -> std::io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: pthread_self() is always valid for the calling thread and
+    // `param` outlives the call.
+    let rc = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::from_raw_os_error(rc))
+    }
+}
+
 /// The effective user id.
 pub fn effective_uid() -> u32 {
     // SAFETY: geteuid cannot fail and has no preconditions.

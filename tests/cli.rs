@@ -154,3 +154,55 @@ fn as_root_untrusted_files_are_refused() {
     let (code, _, _) = runtime(&["run"], &conf);
     assert_eq!(code, 78);
 }
+
+/// (policy, rt_priority) of the runtime's scan thread, from /proc.
+fn scan_thread_sched(pid: u32) -> (u32, u32) {
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = t.unwrap().path();
+        if std::fs::read_to_string(dir.join("comm"))
+            .unwrap_or_default()
+            .trim()
+            != "plc-scan"
+        {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+        // Fields after the ")" of comm start at field 3; rt_priority is 40,
+        // policy is 41 (proc(5)).
+        let rest: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        return (rest[41 - 3].parse().unwrap(), rest[40 - 3].parse().unwrap());
+    }
+    panic!("no plc-scan thread in process {pid}");
+}
+
+#[test]
+fn the_scan_thread_runs_sched_fifo_or_says_why_not() {
+    let dir = TempDir::new("prio");
+    let conf = write_conf(dir.path(), &[]);
+    for (args, expect) in [
+        (&[][..], (1, 40)),
+        (&["--scan-priority", "0"][..], (0, 0)),
+        (&["--scan-priority", "7"][..], (1, 7)),
+    ] {
+        let mut rt = Runtime::start(&conf, args);
+        rt.wait_log("running:", std::time::Duration::from_secs(30));
+        let got = scan_thread_sched(rt.child.id());
+        if openplc_runtime::sys::effective_uid() == 0 || expect.0 == 0 {
+            assert_eq!(got, expect, "{args:?}");
+        } else {
+            // Without CAP_SYS_NICE: normal scheduling, and the log says why.
+            assert_eq!(got, (0, 0));
+            assert!(
+                rt.log_text().contains("cannot get real-time priority"),
+                "{}",
+                rt.log_text()
+            );
+        }
+        rt.stop_ok();
+    }
+}

@@ -166,8 +166,7 @@ fn journal_writes_in_one_worker_are_seen_by_another_under_image_lock() {
             .iter()
             .any(|e| e.starts_with("saw") || e.contains("timed out"))
     });
-    rt.signal(SIGTERM);
-    assert_eq!(rt.wait_exit(Duration::from_secs(20)), 0);
+    rt.stop_ok();
     assert!(
         events(dir.path(), "reader").contains(&"saw int_input[7]=4321".to_string()),
         "{:?}",
@@ -268,8 +267,7 @@ fn a_killed_worker_is_restarted_with_exponential_back_off() {
     wait_until("victim's third start", Duration::from_secs(10), || {
         count(dir.path(), "victim:start_loop") == 3
     });
-    rt.signal(SIGTERM);
-    assert_eq!(rt.wait_exit(Duration::from_secs(20)), 0);
+    rt.stop_ok();
     // The other plugin was never touched.
     assert_eq!(count(dir.path(), "other:init"), 1);
     assert_eq!(count(dir.path(), "other:stop_loop"), 1);
@@ -295,8 +293,7 @@ fn after_too_many_restarts_the_plugin_is_marked_failed() {
     );
     assert_eq!(count(dir.path(), "doomed:start_loop"), 6);
     assert!(rt.log_text().contains("exited with code 3"));
-    rt.signal(SIGTERM);
-    assert_eq!(rt.wait_exit(Duration::from_secs(20)), 0);
+    rt.stop_ok();
     assert_eq!(count(dir.path(), "fine:stop_loop"), 1);
 }
 
@@ -313,8 +310,7 @@ fn a_worker_hanging_in_stop_loop_is_killed_after_its_budget() {
     let mut rt = start(&conf);
     rt.wait_log("running: 2 plugin(s) running", Duration::from_secs(30));
     let stuck = worker_pid(dir.path(), "stuck");
-    rt.signal(SIGTERM);
-    assert_eq!(rt.wait_exit(Duration::from_secs(30)), 0);
+    rt.stop_ok();
     assert!(
         rt.log_text().contains(
             "[stuck] stop_loop() did not return within 5 s; its worker process is killed"

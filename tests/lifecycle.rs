@@ -122,8 +122,7 @@ fn an_exception_fails_only_that_plugin_with_its_traceback_logged() {
         "running: 3 plugin(s) running, 2 failed (r_init, r_start)",
         Duration::from_secs(30),
     );
-    rt.signal(SIGTERM);
-    assert_eq!(rt.wait_exit(Duration::from_secs(20)), 0);
+    rt.stop_ok();
     let ev = |id| {
         events(dir.path(), id)
             .into_iter()
@@ -183,8 +182,7 @@ fn missing_init_is_a_clear_failure_and_optional_functions_may_be_missing() {
         "running: 1 plugin(s) running, 1 failed (noinit)",
         Duration::from_secs(30),
     );
-    rt.signal(SIGTERM);
-    assert_eq!(rt.wait_exit(Duration::from_secs(20)), 0);
+    rt.stop_ok();
     let log = rt.log_text();
     assert!(log.contains("[noinit] has no init() function"), "{log}");
     assert!(log.contains("init(args) is required"), "{log}");
@@ -213,8 +211,7 @@ fn same_basename_plugins_get_their_own_modules() {
     );
     let mut rt = Runtime::start(&conf, &[]);
     rt.wait_log("running: 2 plugin(s) running", Duration::from_secs(30));
-    rt.signal(SIGTERM);
-    assert_eq!(rt.wait_exit(Duration::from_secs(20)), 0);
+    rt.stop_ok();
     let one = events(dir.path(), "one");
     let two = events(dir.path(), "two");
     assert!(one.contains(&"who=a".to_string()), "{one:?}");
@@ -249,8 +246,7 @@ fn journal_write_is_visible_under_image_lock_after_the_next_cycle() {
         assert!(std::time::Instant::now() < end, "{:?}", record(dir.path()));
         std::thread::sleep(Duration::from_millis(20));
     }
-    rt.signal(SIGTERM);
-    assert_eq!(rt.wait_exit(Duration::from_secs(20)), 0);
+    rt.stop_ok();
     assert!(
         events(dir.path(), "reader").contains(&"saw int_input[3]=1234".to_string()),
         "{:?}",
@@ -281,8 +277,7 @@ fn plugin_log_text_is_printed_not_interpreted() {
     );
     let mut rt = Runtime::start(&conf, &[]);
     rt.wait_log("[talker] 100% %s %d %n done", Duration::from_secs(30));
-    rt.signal(SIGTERM);
-    assert_eq!(rt.wait_exit(Duration::from_secs(20)), 0);
+    rt.stop_ok();
 }
 
 #[test]
@@ -398,8 +393,7 @@ fn environment_does_not_leak_into_the_interpreter_and_no_bytecode_is_written() {
             .env_remove("PYTHONDONTWRITEBYTECODE");
     });
     rt.wait_log("running: 1 plugin(s) running", Duration::from_secs(30));
-    rt.signal(SIGTERM);
-    assert_eq!(rt.wait_exit(Duration::from_secs(20)), 0);
+    rt.stop_ok();
     let ev = events(dir.path(), "iso");
     assert!(
         ev.contains(&"import leaked_mod failed ModuleNotFoundError".to_string()),

@@ -152,8 +152,7 @@ fn ready_after_plugins_started_status_watchdog_cadence_and_stopping() {
             w[1] - w[0]
         );
     }
-    rt.signal(SIGTERM);
-    assert_eq!(rt.wait_exit(Duration::from_secs(20)), 0);
+    rt.stop_ok();
     inbox.wait_for("STOPPING=1", ready, Duration::from_secs(5));
 }
 
@@ -167,8 +166,7 @@ fn abstract_notify_socket() {
     let conf = write_conf(dir.path(), &[probe(&dir, "a", "")]);
     let mut rt = start_notified(&conf, &format!("@{name}"), None);
     inbox.wait_for("READY=1", 0, Duration::from_secs(30));
-    rt.signal(SIGTERM);
-    assert_eq!(rt.wait_exit(Duration::from_secs(20)), 0);
+    rt.stop_ok();
     assert_eq!(inbox.count("WATCHDOG=1"), 0, "no WATCHDOG_USEC, no pings");
 }
 
@@ -185,8 +183,7 @@ fn without_notify_socket_it_runs_normally_and_says_so_at_debug_level() {
     );
     rt.wait_log("NOTIFY_SOCKET is not set", Duration::from_secs(30));
     rt.wait_log("running:", Duration::from_secs(30));
-    rt.signal(SIGTERM);
-    assert_eq!(rt.wait_exit(Duration::from_secs(20)), 0);
+    rt.stop_ok();
 }
 
 #[test]
@@ -213,8 +210,7 @@ fn watchdog_pings_stop_while_the_scan_loop_is_stalled() {
     );
     assert!(events(dir.path(), "hog").contains(&"holding image_lock".to_string()));
     // stop_loop releases the lock: the stop is still orderly.
-    rt.signal(SIGTERM);
-    assert_eq!(rt.wait_exit(Duration::from_secs(20)), 0);
+    rt.stop_ok();
 }
 
 #[test]
@@ -254,8 +250,7 @@ fn watchdog_pings_stop_when_a_plugin_call_is_stuck_past_its_budget() {
         "{:?}",
         inbox.texts()
     );
-    rt.signal(SIGTERM);
-    assert_eq!(rt.wait_exit(Duration::from_secs(20)), 0);
+    rt.stop_ok();
 }
 
 #[test]
@@ -320,8 +315,7 @@ fn sighup_applies_a_good_config_and_keeps_unchanged_plugins_running() {
         "{:?}",
         inbox.texts()
     );
-    rt.signal(SIGTERM);
-    assert_eq!(rt.wait_exit(Duration::from_secs(20)), 0);
+    rt.stop_ok();
     assert_eq!(
         lifecycle(dir.path()),
         [
@@ -380,8 +374,7 @@ fn sighup_with_a_broken_config_changes_nothing_and_says_reload_failed() {
             && log.contains("plugins.conf:2: field 3 (enabled): `maybe` is not 0 or 1"),
         "{log}"
     );
-    rt.signal(SIGTERM);
-    assert_eq!(rt.wait_exit(Duration::from_secs(20)), 0);
+    rt.stop_ok();
     assert_eq!(
         lifecycle(dir.path()),
         ["a:init", "a:start_loop", "a:stop_loop", "a:cleanup"]
@@ -427,8 +420,7 @@ fn sighup_with_a_changed_venv_in_shared_mode_asks_for_a_restart() {
     assert!(rt.log_text().contains(
         "reload: p (venv changed): this change takes effect only when the service restarts"
     ));
-    rt.signal(SIGTERM);
-    assert_eq!(rt.wait_exit(Duration::from_secs(20)), 0);
+    rt.stop_ok();
     // Not pretended: the plugin was not restarted.
     assert_eq!(
         lifecycle(dir.path()),
@@ -478,8 +470,7 @@ fn syslog_target_sends_one_datagram_per_record_as_daemon() {
             && tb.contains("RuntimeError: probe was told to fail in init"),
         "one record: {tb}"
     );
-    rt.signal(SIGTERM);
-    assert_eq!(rt.wait_exit(Duration::from_secs(20)), 0);
+    rt.stop_ok();
 }
 
 #[test]
@@ -523,8 +514,7 @@ fn journal_target_keeps_a_traceback_in_one_entry_and_falls_back_to_prefixed_stde
         entry.contains("Traceback (most recent call last):\n"),
         "{entry:?}"
     );
-    rt.signal(SIGTERM);
-    assert_eq!(rt.wait_exit(Duration::from_secs(20)), 0);
+    rt.stop_ok();
 
     // No journal socket: the same records as <N>-prefixed stderr lines.
     let dir2 = TempDir::new("journal2");
@@ -547,8 +537,7 @@ fn journal_target_keeps_a_traceback_in_one_entry_and_falls_back_to_prefixed_stde
         Duration::from_secs(5),
     );
     rt.wait_log("<6>running:", Duration::from_secs(5));
-    rt.signal(SIGTERM);
-    assert_eq!(rt.wait_exit(Duration::from_secs(20)), 0);
+    rt.stop_ok();
 }
 
 #[test]

@@ -248,6 +248,13 @@ impl Runtime {
         unsafe { libc::kill(self.child.id() as i32, sig) };
     }
 
+    /// SIGTERM, then the ordered stop must end with exit code 0.
+    pub fn stop_ok(&mut self) {
+        self.signal(libc::SIGTERM);
+        let code = self.wait_exit(Duration::from_secs(30));
+        assert_eq!(code, 0, "exit code after SIGTERM:\n{}", self.log_text());
+    }
+
     /// Waits for exit; panics with the log after `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> i32 {
         let end = Instant::now() + timeout;
