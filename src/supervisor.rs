@@ -39,6 +39,10 @@ pub const CLEANUP_BUDGET: Duration = Duration::from_secs(5);
 pub const SCAN_STOP_BUDGET: Duration = Duration::from_secs(2);
 /// How often the supervisor reports scan events and refreshes STATUS.
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// A second SIGTERM/SIGINT within this time of the first is the same request
+/// delivered twice (to the process and to its process group, as `timeout` and
+/// shells do), not "give up on the stuck stop".
+pub const DOUBLE_SIGNAL_GRACE: Duration = Duration::from_secs(1);
 /// Longest single sleep while waiting for a lifecycle call, so signals and the
 /// watchdog are served promptly.
 const WAIT_SLICE: Duration = Duration::from_millis(200);
@@ -161,6 +165,8 @@ struct Supervisor {
     slots: Vec<Slot>,
     /// Set once SIGTERM/SIGINT or a stop request was seen.
     stopping: Option<String>,
+    /// When the first SIGTERM/SIGINT arrived (a later one may abandon).
+    first_stop_signal: Option<Instant>,
     /// A SIGHUP seen while busy, served when idle again.
     reload_pending: bool,
     /// The last reload's outcome, for STATUS.
@@ -221,13 +227,18 @@ impl Supervisor {
                 .min(WAIT_SLICE)
                 .min(self.watchdog.max_sleep());
             match self.signals.wait(slice) {
-                Event::Terminate(n) => {
-                    if self.stopping.is_some() || n > 1 {
-                        return Budgeted::Abandon;
+                Event::Terminate(_) => match self.first_stop_signal {
+                    Some(t) if t.elapsed() >= DOUBLE_SIGNAL_GRACE => return Budgeted::Abandon,
+                    Some(_) => log::debug!(
+                        "stop signal repeated within {} ms: the same request",
+                        DOUBLE_SIGNAL_GRACE.as_millis()
+                    ),
+                    None => {
+                        log::info!("stop requested by signal; finishing [{plugin}] {what}() first");
+                        self.first_stop_signal = Some(Instant::now());
+                        self.stopping.get_or_insert_with(|| "signal".into());
                     }
-                    log::info!("stop requested by signal; finishing [{plugin}] {what}() first");
-                    self.stopping = Some("signal".into());
-                }
+                },
                 Event::StopRequested => {
                     self.stopping
                         .get_or_insert_with(|| "request_plc_stop".into());
@@ -1045,6 +1056,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
             .map(|(i, p)| new_slot(p.clone(), i))
             .collect(),
         stopping: None,
+        first_stop_signal: None,
         reload_pending: false,
         last_reload: None,
         restart_needed: Vec::new(),
@@ -1078,7 +1090,10 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
             wait = wait.min(t.saturating_duration_since(Instant::now()));
         }
         match sup.signals.wait(wait) {
-            Event::Terminate(_) => sup.stopping = Some("signal".into()),
+            Event::Terminate(_) => {
+                sup.first_stop_signal = Some(Instant::now());
+                sup.stopping = Some("signal".into());
+            }
             Event::StopRequested => sup.stopping = Some("request_plc_stop".into()),
             Event::Reload => sup.reload_pending = true,
             Event::Tick => {}
