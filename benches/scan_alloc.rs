@@ -31,33 +31,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
     let dir = TempDir::new("bench-alloc");
-    let lines: Vec<String> = (0..HAMMERS)
-        .map(|i| {
-            let id = format!("h{i}");
-            let cfg = probe_config(dir.path(), &id, &format!("\"hammer_int\": [5, {i}]"));
-            conf_line(&id, &fixture_plugin("probe"), Some(&cfg), None)
-        })
-        .chain(std::iter::once(native_line(
-            "counter",
-            &build_native(
-                &repo().join("examples/native/counter_plugin.c"),
-                &dir.join("counter_plugin.so"),
-                &[],
-            ),
-            None,
-        )))
-        .chain(std::iter::once(conf_line(
-            "timer",
-            &fixture_plugin("probe"),
-            Some(&probe_config(
-                dir.path(),
-                "timer",
-                &format!("\"stop_after_s\": {seconds}"),
-            )),
-            None,
-        )))
-        .collect();
-    let conf = write_conf(dir.path(), &lines);
+    let conf = hammer_conf(&dir, HAMMERS, seconds);
     let opts = Options {
         config: conf,
         scan_period: Duration::from_millis(1),

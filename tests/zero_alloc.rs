@@ -21,29 +21,7 @@ static ALLOC: CountingAlloc = CountingAlloc;
 #[test]
 fn the_scan_loop_never_allocates_after_start() {
     let dir = TempDir::new("zeroalloc");
-    let lines: Vec<String> = (0..4)
-        .map(|i| {
-            let id = format!("h{i}");
-            let cfg = probe_config(dir.path(), &id, &format!("\"hammer_int\": [5, {i}]"));
-            conf_line(&id, &fixture_plugin("probe"), Some(&cfg), None)
-        })
-        .chain(std::iter::once(native_line(
-            "counter",
-            &build_native(
-                &repo().join("examples/native/counter_plugin.c"),
-                &dir.join("counter_plugin.so"),
-                &[],
-            ),
-            None,
-        )))
-        .chain(std::iter::once(conf_line(
-            "timer",
-            &fixture_plugin("probe"),
-            Some(&probe_config(dir.path(), "timer", "\"stop_after_s\": 3")),
-            None,
-        )))
-        .collect();
-    let conf = write_conf(dir.path(), &lines);
+    let conf = hammer_conf(&dir, 4, 3);
     let opts = Options {
         config: conf,
         scan_period: Duration::from_millis(1),

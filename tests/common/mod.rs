@@ -354,3 +354,28 @@ pub fn native_line(name: &str, so: &Path, config: Option<&Path>) -> String {
         config.map(|p| p.display().to_string()).unwrap_or_default()
     )
 }
+
+/// plugins.conf for the allocation proof and its benchmark: `hammers` probe
+/// plugins writing the journal and reading under image_lock in tight loops,
+/// the native counter example (cycle hooks), and a probe that calls
+/// request_plc_stop after `seconds`.
+pub fn hammer_conf(dir: &TempDir, hammers: usize, seconds: u64) -> PathBuf {
+    let counter = build_native(
+        &repo().join("examples/native/counter_plugin.c"),
+        &dir.join("counter_plugin.so"),
+        &[],
+    );
+    let timer = probe_config(dir.path(), "timer", &format!("\"stop_after_s\": {seconds}"));
+    let lines: Vec<String> = (0..hammers)
+        .map(|i| {
+            let id = format!("h{i}");
+            let cfg = probe_config(dir.path(), &id, &format!("\"hammer_int\": [5, {i}]"));
+            conf_line(&id, &fixture_plugin("probe"), Some(&cfg), None)
+        })
+        .chain([
+            native_line("counter", &counter, None),
+            conf_line("timer", &fixture_plugin("probe"), Some(&timer), None),
+        ])
+        .collect();
+    write_conf(dir.path(), &lines)
+}
