@@ -361,7 +361,7 @@ fn check_path(
 
 /// `path` made absolute against the current directory (lexically, no symlinks
 /// resolved: on a firmware image the configured path is the one to report).
-pub fn absolute(path: &Path) -> PathBuf {
+fn absolute(path: &Path) -> PathBuf {
     if path.is_absolute() {
         normalize(path)
     } else {

@@ -350,11 +350,6 @@ impl Image {
         self.buffer_size
     }
 
-    /// Size of the shared mapping in bytes.
-    pub fn mapped_len(&self) -> usize {
-        self.len
-    }
-
     /// Takes the image lock (process-shared, robust: a lock abandoned by a dead
     /// owner is recovered and counted).
     pub fn lock(&self) {
