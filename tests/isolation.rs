@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const SIGTERM: i32 = 15;
-
 fn probe(dir: &TempDir, id: &str, venv: Option<&Path>, extra: &str) -> String {
     conf_line(
         id,
@@ -96,13 +94,7 @@ fn conflicting_versions_each_see_their_own_in_their_own_process() {
         "running: 2 plugin(s) running, 0 failed",
         Duration::from_secs(30),
     );
-    rt.signal(SIGTERM);
-    assert_eq!(
-        rt.wait_exit(Duration::from_secs(20)),
-        0,
-        "{}",
-        rt.log_text()
-    );
+    rt.stop_ok();
     let one = events(dir.path(), "one");
     let two = events(dir.path(), "two");
     assert!(one.contains(&"import foo ok 1.0".to_string()), "{one:?}");
@@ -207,13 +199,7 @@ fn a_worker_crashing_with_image_lock_held_is_contained_and_the_lock_recovered() 
     wait_until("crasher's second init", Duration::from_secs(10), || {
         count(dir.path(), "crasher:init") >= 2
     });
-    rt.signal(SIGTERM);
-    assert_eq!(
-        rt.wait_exit(Duration::from_secs(30)),
-        0,
-        "{}",
-        rt.log_text()
-    );
+    rt.stop_ok();
     let log = rt.log_text();
     // The other plugin and the scan loop went on: its hammer thread (locked
     // reads) never blocked, so its stop_loop returned in time.

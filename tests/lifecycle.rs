@@ -44,13 +44,7 @@ fn lifecycle_order_capsule_and_disabled_plugin() {
         "running: 3 plugin(s) running, 0 failed",
         Duration::from_secs(30),
     );
-    rt.signal(SIGTERM);
-    assert_eq!(
-        rt.wait_exit(Duration::from_secs(20)),
-        0,
-        "{}",
-        rt.log_text()
-    );
+    rt.stop_ok();
     assert_eq!(
         lifecycle(dir.path()),
         [

@@ -12,8 +12,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const SIGTERM: i32 = 15;
-
 fn fixture(name: &str) -> PathBuf {
     repo().join("tests/fixtures/native").join(name)
 }
@@ -71,13 +69,7 @@ fn lifecycle_and_hook_order_interleave_with_python_plugins() {
     );
     wait_record(dir.path(), "n:cycle_end", Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(100));
-    rt.signal(SIGTERM);
-    assert_eq!(
-        rt.wait_exit(Duration::from_secs(20)),
-        0,
-        "{}",
-        rt.log_text()
-    );
+    rt.stop_ok();
     // init in file order across both kinds, start_loop after every init,
     // stop_loop and cleanup in reverse.
     assert_eq!(
@@ -158,13 +150,7 @@ fn the_c_example_drives_outputs_that_a_python_plugin_reads() {
         "watcher:saw int_output[1]=4242",
         Duration::from_secs(15),
     );
-    rt.signal(SIGTERM);
-    assert_eq!(
-        rt.wait_exit(Duration::from_secs(20)),
-        0,
-        "{}",
-        rt.log_text()
-    );
+    rt.stop_ok();
     let log = rt.log_text();
     for line in [
         "[counter] counter_plugin: init (buffer_size 1024, scan period 5000 us)",
@@ -200,13 +186,7 @@ fn load_and_init_failures_name_the_plugin_and_the_others_keep_running() {
         Duration::from_secs(30),
     );
     wait_record(dir.path(), "good:cycle_end", Duration::from_secs(10));
-    rt.signal(SIGTERM);
-    assert_eq!(
-        rt.wait_exit(Duration::from_secs(20)),
-        0,
-        "{}",
-        rt.log_text()
-    );
+    rt.stop_ok();
     let log = rt.log_text();
     for needle in [
         format!("[noinit] {} has no init symbol", noinit.display()),
@@ -337,11 +317,5 @@ fn an_overrunning_hook_shows_in_the_log_and_in_status() {
             .is_some_and(|m| m.contains("native cycle hooks")),
         "no STATUS with the slow hook: {statuses:?}"
     );
-    rt.signal(SIGTERM);
-    assert_eq!(
-        rt.wait_exit(Duration::from_secs(20)),
-        0,
-        "{}",
-        rt.log_text()
-    );
+    rt.stop_ok();
 }
