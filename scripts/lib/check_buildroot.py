@@ -29,7 +29,8 @@ RUNTIME_DEPENDENCIES = {"host-python3", "python3", "host-rustc"}
 PLUGIN_DEPENDENCIES = {"host-python3", "host-python-pip", "python3"}
 # Keys of the cargo environment that name the cross target or Buildroot's
 # directories: the in-tree check builds for the host instead.
-CROSS_ONLY = re.compile(r"^(CARGO_HOME|CARGO_BUILD_TARGET|CARGO_HOST_RUSTFLAGS|CARGO_TARGET_.*|PYO3_.*)$")
+CROSS_ONLY = re.compile(r"^(CARGO_HOME|CARGO_BUILD_TARGET|CARGO_HOST_RUSTFLAGS"
+                        r"|CARGO_TARGET_[A-Z0-9_]+_(LINKER|RUSTFLAGS)|PYO3_.*)$")
 
 
 class Report:
@@ -129,7 +130,8 @@ def wheel_fits(filename, xy, arch):
         m = re.fullmatch(r"manylinux_(\d+)_(\d+)_(\w+)", tag) or re.fullmatch(r"manylinux(2014)_(\w+)", tag)
         if m and tag.startswith("manylinux2014") and m.group(2) == arch:
             return True
-        if m and not tag.startswith("manylinux2014") and m.group(3) == arch and (int(m.group(1)), int(m.group(2))) <= (2, 28):
+        glibc = (int(m.group(1)), int(m.group(2))) if m and not tag.startswith("manylinux2014") else None
+        if glibc and m.group(3) == arch and glibc <= (2, 28):
             return True
     return False
 
@@ -294,7 +296,8 @@ def assert_tree(args):
     pairs = re.findall(r"install -D -m 0644\s+\./(\S+)\s+(\S+)", installs)
     target = os.path.join(out, "target")
     wanted_pairs = [
-        ("rootfs-overlay/usr/lib/systemd/system/openplc-runtime.service", "/usr/lib/systemd/system/openplc-runtime.service"),
+        ("rootfs-overlay/usr/lib/systemd/system/openplc-runtime.service",
+         "/usr/lib/systemd/system/openplc-runtime.service"),
         ("rootfs-overlay/usr/lib/tmpfiles.d/openplc-runtime.conf", "/usr/lib/tmpfiles.d/openplc-runtime.conf"),
         ("rootfs-overlay/etc/openplc/plugins.conf", "/etc/openplc/plugins.conf"),
         ("examples/plugins/openplc_capsule.py", "/usr/lib/openplc/plugins/openplc_capsule.py"),
@@ -332,7 +335,8 @@ def cargo_opts(args):
     _, v = read_make_output(args.make_output)
     build = norm(v.get("OPENPLC_RUNTIME_SRCDIR", ""))
     words = shlex.split(v.get("OPENPLC_RUNTIME_CARGO_%s_OPTS" % args.which.upper(), ""))
-    sys.stdout.write("".join(w.replace("//", "/").replace(build, args.srcdir) + "\0" for w in words))
+    mapped = (w.replace("//", "/").replace(build, args.srcdir) for w in words)
+    sys.stdout.write("".join(w + "\0" for w in mapped))
     return 0
 
 
