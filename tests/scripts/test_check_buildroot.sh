@@ -89,6 +89,16 @@ if [[ -f $real && -f $cache/check-out/.config ]]; then
     assert_with "$tmp/cp313.txt"
     contains "assert: a wheel for another Python fails" "$out" "not ok - openplc-plugin-image-logger: tabulate-0.9.0-cp313-cp313-manylinux_2_28_aarch64.whl fits CPython 3.14"
     contains "assert: a wheel without a hash line fails" "$out" "not ok - openplc-plugin-image-logger: tabulate-0.9.0-cp313-cp313-manylinux_2_28_aarch64.whl has a sha256"
+
+    # The plugin package's install-plugin options, as Buildroot computed
+    # them, run for real into a scratch root instead of the target dir.
+    opts=$(sed -n "s/^OPENPLC_PLUGIN_IMAGE_LOGGER_PLUGIN_INSTALL_OPTS='\(.*\)'$/\1/p" "$real")
+    read -r -a words <<<"${opts//$cache\/check-out\/target/$tmp\/root}"
+    run "$project/scripts/install-plugin" "${words[@]}"
+    expect_rc "install-plugin runs with image_logger's computed options" 0
+    equals "the drop-in line names the plugin, its config and its venv" \
+        "$(grep -v '^#' "$tmp/root/usr/lib/openplc/plugins.conf.d/50-image_logger.conf" 2>/dev/null)" \
+        "image_logger,/usr/lib/openplc/plugins/image_logger/plugin.py,1,0,/usr/lib/openplc/plugins/image_logger/config.json,/usr/lib/openplc/venvs/image_logger"
 else
     skip "assert on real Buildroot output: run scripts/check-buildroot first ($real)"
 fi
