@@ -13,7 +13,7 @@ OPENPLC_RUNTIME_SITE_METHOD = local
 OPENPLC_RUNTIME_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = --exclude=/target
 else
 # A release: Buildroot vendors the crates into the tarball and checks it
-# against <version>/openplc-runtime.hash.
+# against openplc-runtime.hash.
 OPENPLC_RUNTIME_VERSION = $(call qstrip,$(BR2_PACKAGE_OPENPLC_RUNTIME_VERSION))
 OPENPLC_RUNTIME_SITE = $(call qstrip,$(BR2_PACKAGE_OPENPLC_RUNTIME_REPO_URL))
 OPENPLC_RUNTIME_SITE_METHOD = git
