@@ -9,8 +9,8 @@ ifeq ($(BR2_PACKAGE_OPENPLC_RUNTIME_CHECKOUT),y)
 OPENPLC_RUNTIME_VERSION = custom
 OPENPLC_RUNTIME_SITE = $(OPENPLC_TOPDIR)
 OPENPLC_RUNTIME_SITE_METHOD = local
-# Not the host's cargo build tree.
-OPENPLC_RUNTIME_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = --exclude=/target
+# Not the host's cargo build tree, nor scripts/run-example's venvs.
+OPENPLC_RUNTIME_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = --exclude=/target --exclude=/venvs
 else
 # A release: Buildroot vendors the crates into the tarball and checks it
 # against openplc-runtime.hash.
