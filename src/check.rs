@@ -11,10 +11,10 @@ use crate::config::{self, PluginKind};
 use crate::error::Error;
 use crate::image::{self, Image};
 use crate::native;
+use crate::options::Options;
 use crate::python;
 use crate::resolve;
 use crate::resolve::Plugin;
-use crate::supervisor::Options;
 use crate::worker::{self, Worker};
 
 /// Runs the checks, printing one line per plugin to `out`. Returns the

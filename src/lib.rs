@@ -18,6 +18,7 @@ pub mod error;
 pub mod image;
 pub mod logging;
 pub mod native;
+pub mod options;
 pub mod python;
 pub mod resolve;
 pub mod scan;

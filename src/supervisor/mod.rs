@@ -7,7 +7,6 @@
 //! rest of start-up or shutdown goes on without it; meanwhile the supervisor
 //! keeps handling signals and the watchdog.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -19,10 +18,13 @@ use crate::image::{self, Image};
 use crate::native::{self, CycleHooks, NativeOutcome, NativePlugin};
 use crate::python::{self, CallOutcome, Capsule, Interpreter, Module};
 use crate::resolve::{self, Isolation, Plan, Plugin};
-use crate::scan::{self, ScanThread};
+use crate::scan::ScanThread;
 use crate::signals::{Event, Signals};
 use crate::systemd::{Notifier, Watchdog};
 use crate::worker::{self, Worker};
+
+/// The settings `run` takes (re-exported: they are part of its signature).
+pub use crate::options::Options;
 
 /// Budget for importing a plugin and running its `init`: imports of large
 /// libraries on a slow board take seconds; half a minute means it is stuck.
@@ -46,31 +48,6 @@ pub const DOUBLE_SIGNAL_GRACE: Duration = Duration::from_secs(1);
 /// Longest single sleep while waiting for a lifecycle call, so signals and the
 /// watchdog are served promptly.
 const WAIT_SLICE: Duration = Duration::from_millis(200);
-
-/// Settings of `run` and `check`.
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub config: PathBuf,
-    pub isolation: Isolation,
-    pub scan_period: Duration,
-    pub buffer_size: usize,
-    pub python_home: Option<PathBuf>,
-    /// SCHED_FIFO priority of the scan thread; `None` = normal scheduling.
-    pub scan_priority: Option<i32>,
-}
-
-impl Default for Options {
-    fn default() -> Options {
-        Options {
-            config: PathBuf::from("/etc/openplc/plugins.conf"),
-            isolation: Isolation::Shared,
-            scan_period: scan::DEFAULT_PERIOD,
-            buffer_size: image::DEFAULT_BUFFER_SIZE,
-            python_home: None,
-            scan_priority: Some(scan::DEFAULT_PRIORITY),
-        }
-    }
-}
 
 /// What a finished run did (logged at exit; read by tests and benchmarks).
 #[derive(Debug, Clone, Default)]
