@@ -407,7 +407,7 @@ pub fn worker_main(args: Vec<OsString>) -> Result<(), Error> {
     let _ = log::set_logger(logger);
     log::set_max_level(log::LevelFilter::Debug);
     let stop_ctl = Mutex::new(ctl.try_clone().map_err(|e| Error::Os(e.to_string()))?);
-    crate::signals::forward_stop_requests(Box::new(move || {
+    image::on_stop_request(Box::new(move || {
         let mut c = stop_ctl.lock().unwrap_or_else(|e| e.into_inner());
         let _ = write_frame(&mut *c, b'S', b"");
     }));

@@ -970,6 +970,8 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     let signals = Signals::install()
         .map_err(|e| Error::Os(format!("cannot install signal handlers: {e}")))?;
     let image = image::install(opts.buffer_size).map_err(Error::Os)?;
+    // A plugin's request_plc_stop wakes this loop for an ordered stop.
+    image::on_stop_request(Box::new(crate::signals::request_stop));
     // Shared mode: one interpreter here for every Python plugin. Process mode:
     // each worker starts its own; the supervisor embeds none (less memory).
     let interp = match opts.isolation {
