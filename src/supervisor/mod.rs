@@ -721,7 +721,7 @@ impl Supervisor {
     fn report(&mut self) {
         let stats = Arc::clone(self.scan.stats());
         let mut missed = false;
-        while let Some(e) = stats.pop_event() {
+        while let Some(e) = self.scan.pop_event() {
             missed = true;
             log::warn!(
                 "scan: cycle {} missed {} deadline(s): woke {} us late, its work took {} us (period {} us)",
