@@ -137,21 +137,13 @@ pub fn check(opts: &Options, out: &mut dyn Write) -> Result<(), Error> {
 /// Imports `p` in a worker process (process isolation), as the daemon would:
 /// `Ok(has_init)` or the traceback.
 fn import_in_worker(p: &Plugin, image: &'static Image, opts: &Options) -> Result<bool, String> {
-    let spec = worker::Spec {
-        plugin: p.name().to_string(),
-        slot: 0,
-        path: p.entry.path.clone(),
-        config_path: p.entry.config_path.clone(),
-        site_dirs: p
-            .venv
-            .as_ref()
-            .map(|v| v.site_dirs.clone())
-            .unwrap_or_default(),
-        system_site: p.venv.as_ref().is_none_or(|v| v.include_system_site),
-        buffer_size: image.buffer_size(),
-        period_ns: u64::try_from(opts.scan_period.as_nanos()).unwrap_or(u64::MAX),
-        python_home: opts.python_home.clone(),
-    };
+    let spec = worker::Spec::for_plugin(
+        p,
+        0,
+        image.buffer_size(),
+        u64::try_from(opts.scan_period.as_nanos()).unwrap_or(u64::MAX),
+        opts.python_home.clone(),
+    );
     let (exits, _) = std::sync::mpsc::channel();
     let w = std::sync::Arc::new(
         Worker::spawn(&spec, image, exits)

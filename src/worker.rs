@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use crate::error::Error;
 use crate::image::{self, Image};
 use crate::python::{self, CallOutcome, Capsule};
+use crate::resolve::Plugin;
 
 /// First restart delay after a worker died; doubled per consecutive restart.
 pub const RESTART_BACKOFF_BASE: Duration = Duration::from_millis(250);
@@ -119,6 +120,35 @@ pub struct Spec {
     pub buffer_size: usize,
     pub period_ns: u64,
     pub python_home: Option<PathBuf>,
+}
+
+impl Spec {
+    /// The worker of Python plugin `p` in callback slot `slot`, on an image of
+    /// `buffer_size` slots scanned every `period_ns`: the daemon's and
+    /// `check`'s workers are built alike.
+    pub fn for_plugin(
+        p: &Plugin,
+        slot: usize,
+        buffer_size: usize,
+        period_ns: u64,
+        python_home: Option<PathBuf>,
+    ) -> Spec {
+        Spec {
+            plugin: p.name().to_string(),
+            slot,
+            path: p.entry.path.clone(),
+            config_path: p.entry.config_path.clone(),
+            site_dirs: p
+                .venv
+                .as_ref()
+                .map(|v| v.site_dirs.clone())
+                .unwrap_or_default(),
+            system_site: p.system_site(),
+            buffer_size,
+            period_ns,
+            python_home,
+        }
+    }
 }
 
 /// The supervisor's handle on a worker process.
@@ -291,6 +321,14 @@ impl Worker {
     }
 }
 
+/// "SIGSEGV (11)", or "signal 42" for one without a name.
+fn signal_name(sig: i32) -> String {
+    match signal_hook::low_level::signal_name(sig) {
+        Some(name) => format!("{name} ({sig})"),
+        None => format!("signal {sig}"),
+    }
+}
+
 /// "exited with code 1" / "killed by SIGSEGV (11)".
 pub fn describe_exit(status: Option<ExitStatus>) -> String {
     match status {
@@ -299,7 +337,7 @@ pub fn describe_exit(status: Option<ExitStatus>) -> String {
             (Some(c), _) => format!("exited with code {c}"),
             (None, Some(s)) => format!(
                 "killed by {}{}",
-                crate::sys::signal_name(s),
+                signal_name(s),
                 if st.core_dumped() {
                     ", core dumped"
                 } else {

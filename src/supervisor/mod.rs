@@ -392,21 +392,13 @@ impl Supervisor {
     fn load_worker(&mut self, i: usize) {
         let plugin = self.slots[i].plugin.clone();
         let name = plugin.name().to_string();
-        let spec = worker::Spec {
-            plugin: name.clone(),
-            slot: self.slots[i].index,
-            path: plugin.entry.path.clone(),
-            config_path: plugin.entry.config_path.clone(),
-            site_dirs: plugin
-                .venv
-                .as_ref()
-                .map(|v| v.site_dirs.clone())
-                .unwrap_or_default(),
-            system_site: plugin.venv.as_ref().is_none_or(|v| v.include_system_site),
-            buffer_size: self.image.buffer_size(),
-            period_ns: self.scan.stats().period_ns(),
-            python_home: self.opts.python_home.clone(),
-        };
+        let spec = worker::Spec::for_plugin(
+            &plugin,
+            self.slots[i].index,
+            self.image.buffer_size(),
+            self.scan.stats().period_ns(),
+            self.opts.python_home.clone(),
+        );
         let w = match Worker::spawn(&spec, self.image, self.worker_exits_tx.clone()) {
             Ok(w) => Arc::new(w),
             Err(e) => {
