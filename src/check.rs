@@ -152,9 +152,9 @@ fn import_in_worker(p: &Plugin, image: &'static Image, opts: &Options) -> Result
     let (tx, rx) = std::sync::mpsc::channel();
     let waiter = std::sync::Arc::clone(&w);
     std::thread::spawn(move || {
-        let _ = tx.send(waiter.result("import"));
+        let _ = tx.send(waiter.import_result());
     });
-    let budget: Duration = crate::supervisor::INIT_BUDGET;
+    let budget: Duration = crate::lifecycle::INIT_BUDGET;
     let outcome = rx.recv_timeout(budget);
     w.kill();
     w.reap(worker::EXIT_BUDGET);

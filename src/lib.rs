@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod image;
+pub mod lifecycle;
 pub mod logging;
 pub mod native;
 pub mod options;

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::image::{self, Image};
+use crate::lifecycle::Call;
 use crate::python::{self, CallOutcome, Capsule};
 use crate::resolve::Plugin;
 
@@ -48,6 +49,8 @@ pub const HEALTHY_RUN: Duration = Duration::from_secs(60);
 /// How long a worker may take to exit after `cleanup` or after its control
 /// socket closed, before it is killed.
 pub const EXIT_BUDGET: Duration = Duration::from_secs(1);
+/// The result frame's name for the import, which is no lifecycle call.
+const IMPORT: &str = "import";
 /// Largest frame accepted (a traceback or a log record); larger ones mean the
 /// peer is broken.
 const MAX_FRAME: usize = 4 << 20;
@@ -248,9 +251,15 @@ impl Worker {
         })
     }
 
-    /// Waits for the result of `func` (the worker sends `import` by itself).
-    /// A worker that dies first yields a `Raised` naming that.
-    pub fn result(&self, func: &str) -> CallOutcome {
+    /// Waits for the result of the import, which the worker reports by itself
+    /// once it started: `Missing` when the module has no `init`.
+    pub fn import_result(&self) -> CallOutcome {
+        self.result(IMPORT)
+    }
+
+    /// Waits for the result of `func`. A worker that dies first yields a
+    /// `Raised` naming that.
+    fn result(&self, func: &str) -> CallOutcome {
         let rx = self.results.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             match rx.recv() {
@@ -267,13 +276,13 @@ impl Worker {
     }
 
     /// Forwards a lifecycle call and waits for its result.
-    pub fn call(&self, func: &str) -> CallOutcome {
-        if func == "cleanup" {
+    pub fn call(&self, func: Call) -> CallOutcome {
+        if func == Call::Cleanup {
             self.exit_expected.store(true, Ordering::SeqCst);
         }
         let sent = {
             let mut ctl = self.ctl.lock().unwrap_or_else(|e| e.into_inner());
-            write_frame(&mut *ctl, b'C', func.as_bytes())
+            write_frame(&mut *ctl, b'C', func.name().as_bytes())
         };
         if sent.is_err() {
             return CallOutcome::Raised(format!(
@@ -281,7 +290,7 @@ impl Worker {
                 self.pid
             ));
         }
-        self.result(func)
+        self.result(func.name())
     }
 
     /// Whether the worker was told to finish (its exit is no crash).
@@ -470,11 +479,11 @@ pub fn worker_main(args: Vec<OsString>) -> Result<(), Error> {
             } else {
                 CallOutcome::Missing
             };
-            send(&mut out, "import", &o);
+            send(&mut out, IMPORT, &o);
             m
         }
         Err(tb) => {
-            send(&mut out, "import", &CallOutcome::Raised(tb));
+            send(&mut out, IMPORT, &CallOutcome::Raised(tb));
             return Ok(());
         }
     };
@@ -486,10 +495,15 @@ pub fn worker_main(args: Vec<OsString>) -> Result<(), Error> {
         if kind != b'C' {
             continue;
         }
-        let func = String::from_utf8_lossy(&payload).into_owned();
-        let outcome = interp.call(&module, &func, (func == "init").then_some(&capsule));
-        send(&mut out, &func, &outcome);
-        if func == "cleanup" {
+        let name = String::from_utf8_lossy(&payload);
+        let Some(func) = Call::from_name(&name) else {
+            // Not a lifecycle function: nothing of the plugin is called.
+            send(&mut out, &name, &CallOutcome::Missing);
+            continue;
+        };
+        let outcome = interp.call(&module, func, (func == Call::Init).then_some(&capsule));
+        send(&mut out, func.name(), &outcome);
+        if func == Call::Cleanup {
             break;
         }
     }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crate::config::{self, PluginKind};
 use crate::error::Error;
 use crate::image::{self, Image};
+use crate::lifecycle::{CLEANUP_BUDGET, Call, INIT_BUDGET, START_BUDGET, STOP_BUDGET};
 use crate::native::{self, CycleHooks, NativeOutcome, NativePlugin};
 use crate::python::{self, CallOutcome, Capsule, Interpreter, Module};
 use crate::resolve::{self, Isolation, Plan, Plugin};
@@ -26,16 +27,6 @@ use crate::worker::{self, Worker};
 /// The settings `run` takes (re-exported: they are part of its signature).
 pub use crate::options::Options;
 
-/// Budget for importing a plugin and running its `init`: imports of large
-/// libraries on a slow board take seconds; half a minute means it is stuck.
-pub const INIT_BUDGET: Duration = Duration::from_secs(30);
-/// Budget for `start_loop`, which should only start threads.
-pub const START_BUDGET: Duration = Duration::from_secs(10);
-/// Budget for `stop_loop` (joining the plugin's threads). Shutdown goes on
-/// without a plugin that overruns it; the unit's TimeoutStopSec is longer.
-pub const STOP_BUDGET: Duration = Duration::from_secs(5);
-/// Budget for `cleanup`.
-pub const CLEANUP_BUDGET: Duration = Duration::from_secs(5);
 /// How long to wait for the scan thread to finish its last cycle; it can only
 /// overrun this when a plugin holds the image lock forever.
 pub const SCAN_STOP_BUDGET: Duration = Duration::from_secs(2);
@@ -228,7 +219,7 @@ impl Supervisor {
     }
 
     /// A lifecycle call with logging. Returns false on failure.
-    fn lifecycle(&mut self, i: usize, func: &'static str, budget: Duration) -> bool {
+    fn lifecycle(&mut self, i: usize, func: Call, budget: Duration) -> bool {
         if self.slots[i].native.is_some() {
             return self.native_lifecycle(i, func, budget);
         }
@@ -236,24 +227,24 @@ impl Supervisor {
         let name = slot.name().to_string();
         let worker = slot.worker.clone();
         let outcome = if let Some(w) = worker.clone() {
-            self.budgeted(&name, func, budget, move || w.call(func))
+            self.budgeted(&name, func.name(), budget, move || w.call(func))
         } else {
             let (Some(module), Some(interp)) = (slot.module.clone(), self.interp.clone()) else {
                 return false;
             };
-            let capsule = if func == "init" {
+            let capsule = if func == Call::Init {
                 slot.capsule.clone()
             } else {
                 None
             };
-            self.budgeted(&name, func, budget, move || {
+            self.budgeted(&name, func.name(), budget, move || {
                 interp.call(&module, func, capsule.as_deref())
             })
         };
         let path = self.slots[i].plugin.entry.path.display().to_string();
         match outcome {
             Budgeted::Done(CallOutcome::Ok) => true,
-            Budgeted::Done(CallOutcome::Missing) if func != "init" => true,
+            Budgeted::Done(CallOutcome::Missing) if func != Call::Init => true,
             Budgeted::Done(CallOutcome::Missing) => {
                 log::error!(
                     "[{name}] has no init() function: {path} is not an OpenPLC plugin (init(args) is required); plugin disabled"
@@ -280,7 +271,7 @@ impl Supervisor {
                 self.slots[i].stuck = true;
                 false
             }
-            Budgeted::Abandon => abandon(&name, func),
+            Budgeted::Abandon => abandon(&name, func.name()),
         }
     }
 
@@ -372,7 +363,7 @@ impl Supervisor {
                 log::info!("[{}] restarting its worker", self.slots[i].name());
                 self.load(i);
                 if self.slots[i].state == State::Initialized
-                    && self.lifecycle(i, "start_loop", START_BUDGET)
+                    && self.lifecycle(i, Call::StartLoop, START_BUDGET)
                 {
                     self.slots[i].state = State::Started;
                 } else {
@@ -410,7 +401,7 @@ impl Supervisor {
         self.slots[i].worker = Some(Arc::clone(&w));
         self.slots[i].init_ran = false;
         let path = plugin.entry.path.display().to_string();
-        match self.budgeted(&name, "import", INIT_BUDGET, move || w.result("import")) {
+        match self.budgeted(&name, "import", INIT_BUDGET, move || w.import_result()) {
             Budgeted::Done(CallOutcome::Ok) => {}
             Budgeted::Done(CallOutcome::Missing) => {
                 log::error!(
@@ -435,7 +426,7 @@ impl Supervisor {
             Budgeted::Abandon => abandon(&name, "import"),
         }
         self.slots[i].init_ran = true;
-        if self.lifecycle(i, "init", INIT_BUDGET) {
+        if self.lifecycle(i, Call::Init, INIT_BUDGET) {
             self.slots[i].state = State::Initialized;
         }
     }
@@ -492,7 +483,7 @@ impl Supervisor {
             Budgeted::Abandon => abandon(&name, "import"),
         }
         self.slots[i].init_ran = true;
-        if self.lifecycle(i, "init", INIT_BUDGET) {
+        if self.lifecycle(i, Call::Init, INIT_BUDGET) {
             self.slots[i].state = State::Initialized;
         }
     }
@@ -522,7 +513,7 @@ impl Supervisor {
             Budgeted::Abandon => abandon(&name, "dlopen"),
         }
         self.slots[i].init_ran = true;
-        if self.lifecycle(i, "init", INIT_BUDGET) {
+        if self.lifecycle(i, Call::Init, INIT_BUDGET) {
             self.slots[i].state = State::Initialized;
         }
     }
@@ -531,12 +522,12 @@ impl Supervisor {
     /// cycle hooks run while it is started: added after `start_loop`, removed
     /// before `stop_loop` (waiting for the scan thread to leave them); the
     /// library is closed after `cleanup` returned, never while a call is stuck.
-    fn native_lifecycle(&mut self, i: usize, func: &'static str, budget: Duration) -> bool {
+    fn native_lifecycle(&mut self, i: usize, func: Call, budget: Duration) -> bool {
         let name = self.slots[i].name().to_string();
         let Some(plugin) = &self.slots[i].native else {
             return false;
         };
-        if func == "stop_loop" && !self.scan.hooks().remove(plugin.slot(), SCAN_STOP_BUDGET) {
+        if func == Call::StopLoop && !self.scan.hooks().remove(plugin.slot(), SCAN_STOP_BUDGET) {
             log::error!(
                 "[{name}] the scan thread is stuck in a native cycle hook; stop_loop() and cleanup() are skipped"
             );
@@ -544,7 +535,7 @@ impl Supervisor {
             return false;
         }
         let call = plugin.call(func);
-        match self.budgeted(&name, func, budget, move || call.run()) {
+        match self.budgeted(&name, func.name(), budget, move || call.run()) {
             Budgeted::Done(NativeOutcome::Ok | NativeOutcome::Missing) => {}
             Budgeted::Done(NativeOutcome::Failed(rc)) => {
                 log::error!(
@@ -560,14 +551,14 @@ impl Supervisor {
                 self.slots[i].stuck = true;
                 return false;
             }
-            Budgeted::Abandon => abandon(&name, func),
+            Budgeted::Abandon => abandon(&name, func.name()),
         }
-        if func == "start_loop"
+        if func == Call::StartLoop
             && let Some(p) = &self.slots[i].native
         {
             self.scan.hooks().add(p);
         }
-        if func == "cleanup"
+        if func == Call::Cleanup
             && let Some(p) = self.slots[i].native.take()
         {
             p.unload();
@@ -590,7 +581,7 @@ impl Supervisor {
                 break;
             }
             if self.slots[i].state == State::Initialized
-                && self.lifecycle(i, "start_loop", START_BUDGET)
+                && self.lifecycle(i, Call::StartLoop, START_BUDGET)
             {
                 self.slots[i].state = State::Started;
             } else {
@@ -604,7 +595,8 @@ impl Supervisor {
     /// init ran. With `scan` set, the scan thread is stopped in between.
     fn stop_slots(&mut self, order: &[usize], scan: bool) {
         for &i in order {
-            if self.slots[i].state == State::Started && !self.lifecycle(i, "stop_loop", STOP_BUDGET)
+            if self.slots[i].state == State::Started
+                && !self.lifecycle(i, Call::StopLoop, STOP_BUDGET)
             {
                 log::warn!("[{}] did not stop cleanly", self.slots[i].name());
             }
@@ -624,7 +616,7 @@ impl Supervisor {
                 );
             } else if self.slots[i].init_ran {
                 self.slots[i].init_ran = false;
-                self.lifecycle(i, "cleanup", CLEANUP_BUDGET);
+                self.lifecycle(i, Call::Cleanup, CLEANUP_BUDGET);
             }
             // A worker exits once cleanup answered (or is killed if it does
             // not): nothing of a stopped plugin is left running.
