@@ -151,6 +151,8 @@ fn import_in_worker(p: &Plugin, image: &'static Image, opts: &Options) -> Result
         buffer_size: image.buffer_size(),
         period_ns: u64::try_from(opts.scan_period.as_nanos()).unwrap_or(u64::MAX),
         python_home: opts.python_home.clone(),
+        // `check` writes nothing: no state directory is made for an import.
+        state_dir: None,
     };
     let (exits, _) = std::sync::mpsc::channel();
     let w = std::sync::Arc::new(

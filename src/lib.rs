@@ -4,7 +4,9 @@
 //! Where to look: `config` (plugins.conf), `venv` (pyvenv.cfg, site-packages,
 //! installed distributions), `resolve` (conf + venvs → a checked plan), `python`
 //! (the embedded interpreter; all pyo3 code), `image` (the OpenPLC I/O image, the
-//! capsule struct, the journal; all C-ABI code), `native` (type 1 plugins:
+//! capsule struct, the journal; all C-ABI code), `debugger`
+//! (OpenPLC's debug_* callbacks over the image), `plugin_state` (each plugin's
+//! writable directory), `native` (type 1 plugins:
 //! dlopen, their lifecycle calls and cycle hooks), `scan` (the scan thread),
 //! `supervisor` (start-up, lifecycle, reload, shutdown), `systemd` (notify,
 //! watchdog), `check`, `signals`, `logging` (journal, syslog, stderr),
@@ -14,10 +16,12 @@ pub mod alloc_probe;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod debugger;
 pub mod error;
 pub mod image;
 pub mod logging;
 pub mod native;
+pub mod plugin_state;
 pub mod python;
 pub mod resolve;
 pub mod scan;

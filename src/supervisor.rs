@@ -429,6 +429,7 @@ impl Supervisor {
             buffer_size: self.image.buffer_size(),
             period_ns: self.scan.stats().period_ns(),
             python_home: self.opts.python_home.clone(),
+            state_dir: crate::plugin_state::prepare_logged(&name),
         };
         let w = match Worker::spawn(&spec, self.image, self.worker_exits_tx.clone()) {
             Ok(w) => Arc::new(w),
@@ -479,9 +480,14 @@ impl Supervisor {
         let index = self.slots[i].index;
         image::set_slot_name(index, &name);
         let period_ns = self.scan.stats().period_ns();
-        let args = self
+        let mut args = self
             .image
             .runtime_args(index, plugin.entry.config_path.as_deref(), period_ns);
+        // A worker prepares its own (load_worker → Spec::state_dir).
+        if plugin.entry.kind == PluginKind::Native || self.opts.isolation != Isolation::Process {
+            let dir = crate::plugin_state::prepare_logged(&name);
+            crate::plugin_state::fill(&mut args, dir.as_deref());
+        }
         if plugin.entry.kind == PluginKind::Native {
             return self.load_native(i, args);
         }
