@@ -311,7 +311,7 @@ def capsule_and_order(s):
     check(s.lifecycle() == want, "lifecycle %r" % s.lifecycle(), s.log())
     check(not s.events("d"), "disabled plugin ran: %r" % s.record())
     size = s.spec["capsule_size"]
-    cap = ("capsule buffer_size=1024 bits=8 tick=5000000 ext=(1, %d) magic=0x4f504c43 size=%d "
+    cap = ("capsule buffer_size=1024 bits=8 tick=5000000 ext=(2, %d) magic=0x4f504c43 size=%d "
            "name=openplc_plugin_a" % (size, size))
     check(s.events("a")[0] == cap, "capsule %r, want %r" % (s.events("a")[0], cap))
     return "order ok; " + cap
