@@ -108,7 +108,7 @@ pub fn write(img: &Image, arr: u8, elem: u16, bytes: &[u8]) -> u8 {
 // it themselves (OpenPLC's OPC UA plugin never holds it around them).
 
 /// `uint8_t debug_array_count(void)`: one array per image table.
-pub extern "C" fn debug_array_count() -> u8 {
+pub(crate) extern "C" fn debug_array_count() -> u8 {
     if image::get().is_some() {
         TABLES as u8
     } else {
@@ -117,13 +117,13 @@ pub extern "C" fn debug_array_count() -> u8 {
 }
 
 /// `uint16_t debug_elem_count(uint8_t arr)`.
-pub extern "C" fn debug_elem_count(arr: u8) -> u16 {
+pub(crate) extern "C" fn debug_elem_count(arr: u8) -> u16 {
     image::get().map_or(0, |img| elem_count(arr, img.buffer_size()))
 }
 
 /// `uint16_t debug_size(uint8_t arr, uint16_t elem)`: bytes of the element, 0
 /// if there is none.
-pub extern "C" fn debug_size(arr: u8, elem: u16) -> u16 {
+pub(crate) extern "C" fn debug_size(arr: u8, elem: u16) -> u16 {
     image::get()
         .and_then(|img| locate(arr, elem, img.buffer_size()))
         .map_or(0, |(t, _, _)| t.elem_size() as u16)
@@ -132,7 +132,7 @@ pub extern "C" fn debug_size(arr: u8, elem: u16) -> u16 {
 /// `uint16_t debug_read(uint8_t arr, uint16_t elem, uint8_t *dest)`: copies
 /// the element to `dest` (which must hold `debug_size(arr, elem)` bytes) and
 /// returns the number of bytes copied, 0 on a bad address or a NULL `dest`.
-pub extern "C" fn debug_read(arr: u8, elem: u16, dest: *mut u8) -> u16 {
+pub(crate) extern "C" fn debug_read(arr: u8, elem: u16, dest: *mut u8) -> u16 {
     let Some(img) = image::get() else { return 0 };
     if dest.is_null() {
         return 0;
@@ -148,7 +148,7 @@ pub extern "C" fn debug_read(arr: u8, elem: u16, dest: *mut u8) -> u16 {
 
 /// `uint8_t debug_write(uint8_t arr, uint16_t elem, const uint8_t *bytes,
 /// uint16_t len)`: stores the value (see [`write`]).
-pub extern "C" fn debug_write(arr: u8, elem: u16, bytes: *const u8, len: u16) -> u8 {
+pub(crate) extern "C" fn debug_write(arr: u8, elem: u16, bytes: *const u8, len: u16) -> u8 {
     let Some(img) = image::get() else {
         return STATUS_OUT_OF_BOUNDS;
     };
@@ -169,7 +169,13 @@ pub extern "C" fn debug_write(arr: u8, elem: u16, bytes: *const u8, len: u16) ->
 /// `uint8_t debug_set(uint8_t arr, uint16_t elem, bool forcing, const uint8_t
 /// *bytes, uint16_t len)`: forcing is not supported; always
 /// [`STATUS_NOT_SUPPORTED`], and nothing is changed.
-pub extern "C" fn debug_set(_arr: u8, _elem: u16, _forcing: bool, _b: *const u8, _l: u16) -> u8 {
+pub(crate) extern "C" fn debug_set(
+    _arr: u8,
+    _elem: u16,
+    _forcing: bool,
+    _b: *const u8,
+    _l: u16,
+) -> u8 {
     STATUS_NOT_SUPPORTED
 }
 
@@ -222,6 +228,9 @@ mod tests {
         assert_eq!(STATUS_OK, 0x7E);
         assert_eq!(STATUS_OUT_OF_BOUNDS, 0x81);
         assert_eq!(STATUS_DATA_TOO_LARGE, 0x82);
-        assert_eq!(debug_set(5, 0, true, std::ptr::null(), 0), STATUS_NOT_SUPPORTED);
+        assert_eq!(
+            debug_set(5, 0, true, std::ptr::null(), 0),
+            STATUS_NOT_SUPPORTED
+        );
     }
 }

@@ -480,9 +480,9 @@ impl Supervisor {
         let index = self.slots[i].index;
         image::set_slot_name(index, &name);
         let period_ns = self.scan.stats().period_ns();
-        let mut args = self
-            .image
-            .runtime_args(index, plugin.entry.config_path.as_deref(), period_ns);
+        let mut args =
+            self.image
+                .runtime_args(index, plugin.entry.config_path.as_deref(), period_ns);
         // A worker prepares its own (load_worker → Spec::state_dir).
         if plugin.entry.kind == PluginKind::Native || self.opts.isolation != Isolation::Process {
             let dir = crate::plugin_state::prepare_logged(&name);

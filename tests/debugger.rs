@@ -58,7 +58,11 @@ fn every_table_round_trips_with_the_image_and_the_journal() {
         img.lock();
         let stored = img.read(t, 10, per_slot - 1);
         img.unlock();
-        assert_eq!(stored, Some(value), "{t:?}: debug_write did not reach the image");
+        assert_eq!(
+            stored,
+            Some(value),
+            "{t:?}: debug_write did not reach the image"
+        );
         assert_eq!(read(&a, arr, elem).unwrap(), le[..size], "{t:?}");
         // The journal (another plugin's write), applied by the scan loop.
         assert_eq!(img.journal_push(t, 11, 0, 1), 0, "{t:?}");
@@ -67,7 +71,11 @@ fn every_table_round_trips_with_the_image_and_the_journal() {
         img.unlock();
         let mut want = vec![0u8; size];
         want[0] = 1;
-        assert_eq!(read(&a, arr, (11 * per_slot) as u16).unwrap(), want, "{t:?}");
+        assert_eq!(
+            read(&a, arr, (11 * per_slot) as u16).unwrap(),
+            want,
+            "{t:?}"
+        );
     }
 }
 
@@ -138,7 +146,10 @@ fn wrong_sizes_are_refused_and_change_nothing() {
     assert_eq!(write(&a, 12, 30, &[1, 2, 3, 4]), STATUS_DATA_TOO_LARGE);
     assert_eq!(write(&a, 1, 30, &[1, 0]), STATUS_DATA_TOO_LARGE);
     // A NULL value.
-    assert_eq!((a.debug_write)(6, 30, ptr::null(), 2), STATUS_DATA_TOO_LARGE);
+    assert_eq!(
+        (a.debug_write)(6, 30, ptr::null(), 2),
+        STATUS_DATA_TOO_LARGE
+    );
     assert_eq!(img.read(Table::IntOut, 30, 0), Some(0x1234));
     assert_eq!(img.read(Table::DintOut, 30, 0), Some(0));
     assert_eq!(img.read(Table::LintOut, 30, 0), Some(0));
@@ -152,8 +163,14 @@ fn debug_set_is_refused() {
     let a = args();
     let img = image::get().unwrap();
     let v = [0x11u8, 0x22];
-    assert_eq!((a.debug_set)(7, 40, true, v.as_ptr(), 2), STATUS_OUT_OF_BOUNDS);
-    assert_eq!((a.debug_set)(7, 40, false, ptr::null(), 0), STATUS_OUT_OF_BOUNDS);
+    assert_eq!(
+        (a.debug_set)(7, 40, true, v.as_ptr(), 2),
+        STATUS_OUT_OF_BOUNDS
+    );
+    assert_eq!(
+        (a.debug_set)(7, 40, false, ptr::null(), 0),
+        STATUS_OUT_OF_BOUNDS
+    );
     assert_eq!(img.read(Table::IntMem, 40, 0), Some(0));
     // Writes still work after a refused force.
     assert_eq!(write(&a, 7, 40, &v), STATUS_OK);
