@@ -202,7 +202,8 @@ def _bind(args, cfg, path):
     for name, arr, elem, datatype, writable, where in cfg["variables"]:
         size = args.debug_size(arr, elem)
         if size == 0:
-            raise ConfigError("%s: (arr %d, elem %d) does not exist in the runtime (%d arrays; array %d has %d elements)"
+            raise ConfigError("%s: (arr %d, elem %d) does not exist in the runtime "
+                              "(%d arrays; array %d has %d elements)"
                               % (where, arr, elem, args.debug_array_count(), arr, args.debug_elem_count(arr)))
         if datatype is None:
             datatype = "BOOL" if arr <= oc.BOOL_MEMORY and size == 1 else DEFAULT_DATATYPE.get(size)
