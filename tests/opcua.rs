@@ -265,3 +265,40 @@ fn opcua_round_trip_shared() {
 fn opcua_round_trip_process() {
     round_trip("process");
 }
+
+/// A bad variable in the plugin's config is refused at `init`, naming the file
+/// and the entry, and the runtime goes on without the plugin.
+#[test]
+fn a_bad_variable_is_refused_naming_the_file_and_the_entry() {
+    let venv = opcua_venv();
+    let dir = TempDir::new("opcua-bad");
+    let cfg = dir.join("opcua.json");
+    std::fs::write(
+        &cfg,
+        r#"{"endpoint": "opc.tcp://127.0.0.1:1/x/", "variables": [
+  {"name": "ok", "address": "%IW0"},
+  {"name": "too_far", "arr": 5, "elem": 5000}
+]}"#,
+    )
+    .unwrap();
+    let conf = write_conf(
+        dir.path(),
+        &[conf_line(
+            "opcua",
+            &repo().join("examples/plugins/opcua_server/plugin.py"),
+            Some(&cfg),
+            Some(venv),
+        )],
+    );
+    let mut rt = Runtime::start(&conf, &[]);
+    rt.wait_log(
+        "running: 0 plugin(s) running, 1 failed",
+        Duration::from_secs(120),
+    );
+    let want = format!(
+        "{}: variables[1]: (arr 5, elem 5000) does not exist in the runtime (14 arrays; array 5 has 1024 elements)",
+        cfg.display()
+    );
+    assert!(rt.log_text().contains(&want), "{}", rt.log_text());
+    rt.stop_ok();
+}
