@@ -1,7 +1,8 @@
 //! openplc-runtime: runs OpenPLC-style plugins, each Python plugin with its own
 //! venv, for read-only firmware images supervised by systemd.
 //!
-//! Where to look: `config` (plugins.conf), `venv` (pyvenv.cfg, site-packages,
+//! Where to look: `config` (plugins.conf), `dropins` (plugins.conf.d
+//! directories: precedence, masking, `--root`), `venv` (pyvenv.cfg, site-packages,
 //! installed distributions), `resolve` (conf + venvs → a checked plan), `python`
 //! (the embedded interpreter; all pyo3 code), `image` (the OpenPLC I/O image, the
 //! capsule struct, the journal; all C-ABI code), `debugger`
@@ -17,6 +18,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod debugger;
+pub mod dropins;
 pub mod error;
 pub mod image;
 pub mod logging;

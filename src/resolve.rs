@@ -7,7 +7,7 @@ use std::fmt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::config::{PluginEntry, PluginKind, PluginsConf};
+use crate::config::{PluginEntry, PluginKind, PluginsConf, SourceState};
 use crate::venv::{self, PyVersion, Venv};
 
 /// How Python plugins share interpreters.
@@ -126,15 +126,18 @@ pub fn resolve(
 ) -> (Plan, Vec<String>) {
     let mut errors = Vec::new();
     let mut plugins = Vec::new();
-    let file = conf.file.display();
-    if euid == 0
-        && let Err(e) = trusted(&conf.file)
-    {
-        errors.push(format!("{file}: {e}"));
+    if euid == 0 {
+        for source in &conf.sources {
+            if source.state == SourceState::Loaded
+                && let Err(e) = trusted(&source.path)
+            {
+                errors.push(format!("{}: {e}", source.path.display()));
+            }
+        }
     }
     for entry in conf.enabled() {
         let name = entry.name.as_str();
-        let at = format!("{file}:{}", entry.line);
+        let at = entry.origin();
         let mut ok = true;
         match std::fs::metadata(&entry.path) {
             Ok(m) if m.is_file() => {

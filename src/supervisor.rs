@@ -50,7 +50,11 @@ const WAIT_SLICE: Duration = Duration::from_millis(200);
 /// Settings of `run` and `check`.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The main plugins.conf (drop-ins are read besides it, see `dropins`).
     pub config: PathBuf,
+    /// `--root DIR`: read the drop-in directories and the absolute paths in
+    /// the files under DIR (a staged image); `None` = the real root.
+    pub root: Option<PathBuf>,
     pub isolation: Isolation,
     pub scan_period: Duration,
     pub buffer_size: usize,
@@ -62,7 +66,8 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Options {
         Options {
-            config: PathBuf::from("/etc/openplc/plugins.conf"),
+            config: PathBuf::from(crate::dropins::DEFAULT_CONFIG),
+            root: None,
             isolation: Isolation::Shared,
             scan_period: scan::DEFAULT_PERIOD,
             buffer_size: image::DEFAULT_BUFFER_SIZE,
@@ -85,10 +90,16 @@ pub struct Report {
     pub stopped_by: String,
 }
 
-/// Loads plugins.conf and resolves it; any problem is a configuration error.
+/// Loads plugins.conf and its drop-ins and resolves them; any problem is a
+/// configuration error.
 pub fn plan(opts: &Options) -> Result<Plan, Error> {
-    let conf = config::load(&opts.config)
+    let conf = crate::dropins::load(&opts.config, opts.root.as_deref())
         .map_err(|errs| Error::Config(errs.iter().map(ToString::to_string).collect()))?;
+    if conf.has_dropins() {
+        for s in &conf.sources {
+            log::info!("plugins.conf: {s}");
+        }
+    }
     let (plan, errors) = resolve::resolve(
         &conf,
         python::embedded_version(),
@@ -800,7 +811,10 @@ impl Supervisor {
     fn reload(&mut self) {
         self.reload_pending = false;
         self.notifier.reloading();
-        log::info!("SIGHUP: reloading {}", self.opts.config.display());
+        log::info!(
+            "SIGHUP: reloading {} and its drop-ins",
+            self.opts.config.display()
+        );
         let new_plan = match plan(&self.opts) {
             Ok(p) => p,
             Err(e) => {
@@ -812,12 +826,15 @@ impl Supervisor {
                     log::error!("reload: {m}");
                 }
                 log::error!(
-                    "reload failed: {} problem(s) in {}; the running plugins are unchanged",
+                    "reload failed: {} problem(s) in {} or its drop-ins; the running plugins are unchanged",
                     list.len(),
                     self.opts.config.display()
                 );
+                // STATUS= carries the first problem, so `systemctl status`
+                // says which file and line without a look at the journal.
+                let first = list.first().map(|m| first_line(m)).unwrap_or_default();
                 self.last_reload = Some(format!(
-                    "reload failed ({} problem(s) in plugins.conf), running set unchanged",
+                    "reload failed ({} problem(s) in plugins.conf), running set unchanged: {first}",
                     list.len()
                 ));
                 let status = self.status_line();
@@ -958,7 +975,12 @@ impl Supervisor {
     }
 }
 
-/// Same plugins.conf entry, apart from its line number.
+/// The first line of a message (STATUS= is one line).
+fn first_line(m: &str) -> &str {
+    m.lines().next().unwrap_or("")
+}
+
+/// Same plugins.conf entry, apart from where it is written.
 fn same_plugin(a: &Plugin, b: &Plugin) -> bool {
     let (a, b) = (&a.entry, &b.entry);
     a.path == b.path

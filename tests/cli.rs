@@ -93,8 +93,15 @@ fn check_prints_one_line_per_plugin() {
         )),
         "{out}"
     );
-    assert_eq!(lines[2], "off: disabled (not checked)");
-    assert_eq!(lines[3], "noinit: error (see below)");
+    // Each plugin's line ends with where it is defined.
+    assert_eq!(
+        lines[2],
+        format!("off: disabled (not checked), {}:2", conf.display())
+    );
+    assert_eq!(
+        lines[3],
+        format!("noinit: error (see below), {}:3", conf.display())
+    );
     assert!(
         err.contains("plugin `noinit`: ") && err.contains("has no init() function"),
         "{err}"

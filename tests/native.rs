@@ -303,19 +303,20 @@ fn check_loads_native_plugins_without_calling_them() {
     let (code, out, err) = runtime(&["check"], &conf);
     assert_eq!(code, 78, "{out}\n{err}");
     let lines: Vec<&str> = out.lines().collect();
+    let file = conf.display();
+    // Each listed plugin ends with where it is defined.
     assert!(
         lines.contains(
-            &"good: ok (native, init, start_loop, stop_loop, cycle_start, cycle_end, cleanup)"
+            &format!("good: ok (native, init, start_loop, stop_loop, cycle_start, cycle_end, cleanup), {file}:1").as_str()
         ),
         "{out}"
     );
-    for name in ["noinit", "unresolved", "missing"] {
+    for (line, name) in ["noinit", "unresolved", "missing"].iter().enumerate() {
         assert!(
-            lines.contains(&format!("{name}: error (see below)").as_str()),
+            lines.contains(&format!("{name}: error (see below), {file}:{}", line + 2).as_str()),
             "{out}"
         );
     }
-    let file = conf.display();
     for needle in [
         format!(
             "{file}:2: plugin `noinit`: {} has no init symbol",
