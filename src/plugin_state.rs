@@ -58,8 +58,9 @@ pub fn dir_for(state: &Path, plugin: &str) -> PathBuf {
 }
 
 /// Creates (or checks) `dir` as a private directory of this user: a real
-/// directory (not a symlink), owned by the effective uid, not writable by
-/// group or others (such bits are removed). Parents are created the same way.
+/// directory (not a symlink), owned by the effective uid, at most 0750 (group
+/// write and every permission of others are removed from an existing one).
+/// Missing parents are created with the same mode.
 pub fn ensure_dir(dir: &Path) -> Result<(), String> {
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -84,8 +85,8 @@ pub fn ensure_dir(dir: &Path) -> Result<(), String> {
         ));
     }
     let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o022 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & !0o022))
+    if mode & !DIR_MODE & 0o777 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & DIR_MODE))
             .map_err(|e| format!("cannot make {} private: {e}", dir.display()))?;
     }
     Ok(())
@@ -166,12 +167,16 @@ mod tests {
             assert_eq!(m.permissions().mode() & 0o777, DIR_MODE, "{}", d.display());
             assert_eq!(m.uid(), crate::sys::effective_uid());
         }
-        // A group/other-writable directory (as a sloppy tmpfiles line would
-        // leave it) loses those bits; the rest of its mode stays.
+        // A directory open to others (as a sloppy tmpfiles line would leave
+        // it) is brought back to 0750; a stricter one stays as it is.
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
         prepare_in(&state, "opcua").unwrap();
         let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o755);
+        assert_eq!(mode, 0o750);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        prepare_in(&state, "opcua").unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
         let _ = std::fs::remove_dir_all(&state);
     }
 
