@@ -606,7 +606,8 @@ def native_order(s):
     conf = s.conf([s.probe("a"), native_line("n", so, s.record_path), s.probe("b")])
     code, out, err = s.run(["check", "--config", conf])
     check(code == 0, "check: exit %d\n%s%s" % (code, out, err))
-    check("n: ok (native, init, start_loop, stop_loop, cycle_start, cycle_end, cleanup)"
+    # `check` names the line each plugin came from (plugins.conf or a drop-in).
+    check("n: ok (native, init, start_loop, stop_loop, cycle_start, cycle_end, cleanup), %s:2" % conf
           in out.splitlines(), "check:\n%s" % out)
     check(not s.record(), "check called into a plugin: %r" % s.record())
     s.start(conf, ["--scan-period", "2ms"])
