@@ -40,15 +40,16 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/openplc";
 pub const DIR_MODE: u32 = 0o750;
 
 /// The runtime's state directory: the first entry of `$STATE_DIRECTORY`
-/// (systemd passes a colon-separated list), else [`DEFAULT_STATE_DIR`] when it
-/// exists. `None`: nothing writable is known (a developer's shell, tests).
-pub fn state_directory() -> Option<PathBuf> {
+/// (systemd passes a colon-separated list), else [`DEFAULT_STATE_DIR`] (under
+/// `--root DIR`, when given) when it exists. `None`: nothing writable is known
+/// (a developer's shell, tests).
+pub fn state_directory(root: Option<&Path>) -> Option<PathBuf> {
     match std::env::var_os("STATE_DIRECTORY") {
         Some(v) if !v.is_empty() => {
             let first = v.as_bytes().split(|b| *b == b':').next().unwrap_or(b"");
             Some(PathBuf::from(std::ffi::OsStr::from_bytes(first)))
         }
-        _ => Some(PathBuf::from(DEFAULT_STATE_DIR)).filter(|p| p.is_dir()),
+        _ => Some(crate::dropins::under_root(root, DEFAULT_STATE_DIR)).filter(|p| p.is_dir()),
     }
 }
 
@@ -117,8 +118,8 @@ pub fn prepare_in(state: &Path, plugin: &str) -> Result<PathBuf, String> {
 
 /// Prepares `plugin`'s directory under [`state_directory`]; logs why there is
 /// none (naming the plugin) and returns `None` then.
-pub fn prepare_logged(plugin: &str) -> Option<PathBuf> {
-    let Some(state) = state_directory() else {
+pub fn prepare_logged(plugin: &str, root: Option<&Path>) -> Option<PathBuf> {
+    let Some(state) = state_directory(root) else {
         log::debug!(
             "[{plugin}] no state directory ($STATE_DIRECTORY unset, no {DEFAULT_STATE_DIR}): the plugin gets no writable directory"
         );
@@ -193,6 +194,21 @@ mod tests {
         let e = prepare_in(&long, "p").unwrap_err();
         assert!(e.contains("bytes long"), "{e}");
         let _ = std::fs::remove_dir_all(&state);
+    }
+
+    #[test]
+    fn the_default_state_directory_follows_root_and_must_exist() {
+        if std::env::var_os("STATE_DIRECTORY").is_some() {
+            return; // systemd's variable wins; the default is not used
+        }
+        let root = tmp("root");
+        assert_eq!(state_directory(Some(&root)), None);
+        std::fs::create_dir_all(root.join("var/lib/openplc")).unwrap();
+        assert_eq!(
+            state_directory(Some(&root)),
+            Some(root.join("var/lib/openplc"))
+        );
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]

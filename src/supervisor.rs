@@ -440,7 +440,7 @@ impl Supervisor {
             buffer_size: self.image.buffer_size(),
             period_ns: self.scan.stats().period_ns(),
             python_home: self.opts.python_home.clone(),
-            state_dir: crate::plugin_state::prepare_logged(&name),
+            state_dir: crate::plugin_state::prepare_logged(&name, self.opts.root.as_deref()),
         };
         let w = match Worker::spawn(&spec, self.image, self.worker_exits_tx.clone()) {
             Ok(w) => Arc::new(w),
@@ -496,7 +496,7 @@ impl Supervisor {
                 .runtime_args(index, plugin.entry.config_path.as_deref(), period_ns);
         // A worker prepares its own (load_worker → Spec::state_dir).
         if plugin.entry.kind == PluginKind::Native || self.opts.isolation != Isolation::Process {
-            let dir = crate::plugin_state::prepare_logged(&name);
+            let dir = crate::plugin_state::prepare_logged(&name, self.opts.root.as_deref());
             crate::plugin_state::fill(&mut args, dir.as_deref());
         }
         if plugin.entry.kind == PluginKind::Native {
