@@ -371,7 +371,7 @@ impl CycleHooks {
         // thread's next `pass` increment: a pass that starts after we saw an
         // even count (or after the count moved on) reads the nulls.
         let seen = self.pass.load(Ordering::SeqCst);
-        if seen % 2 == 0 {
+        if seen.is_multiple_of(2) {
             return true;
         }
         let deadline = Instant::now() + budget;
