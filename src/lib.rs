@@ -11,9 +11,11 @@
 //!   budgets);
 //! - `resolve` (conf + venvs → a checked plan), `image` (the OpenPLC I/O
 //!   image: mapping, lock, journal, the runtime-args struct and its
-//!   callbacks; all C-ABI code), `signals` (what wakes the supervisor),
+//!   callbacks; all C-ABI code), `plugin_state` (each plugin's writable
+//!   directory), `signals` (what wakes the supervisor),
 //!   `systemd` (notify, watchdog);
-//! - `python` (the embedded interpreter; all pyo3 code), `native` (type 1
+//! - `debugger` (OpenPLC's `debug_*` callbacks over the image), `python`
+//!   (the embedded interpreter; all pyo3 code), `native` (type 1
 //!   plugins: dlopen, their lifecycle calls and cycle hooks);
 //! - `worker` (process isolation: a plugin in a process of its own), `scan`
 //!   (the scan thread);
@@ -25,6 +27,7 @@ pub mod alloc_probe;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod debugger;
 pub mod dropins;
 pub mod error;
 pub mod image;
@@ -32,6 +35,7 @@ pub mod lifecycle;
 pub mod logging;
 pub mod native;
 pub mod options;
+pub mod plugin_state;
 pub mod python;
 pub mod resolve;
 pub mod scan;

@@ -123,6 +123,9 @@ pub struct Spec {
     pub buffer_size: usize,
     pub period_ns: u64,
     pub python_home: Option<PathBuf>,
+    /// The plugin's writable directory (`plugin_state`), passed in the
+    /// environment as `OPENPLC_PLUGIN_STATE_DIR`.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Spec {
@@ -150,6 +153,8 @@ impl Spec {
             buffer_size,
             period_ns,
             python_home,
+            // Set by the supervisor; `check` imports and writes nothing.
+            state_dir: None,
         }
     }
 }
@@ -201,6 +206,10 @@ impl Worker {
         if let Some(h) = &spec.python_home {
             cmd.arg("--python-home").arg(h);
         }
+        match &spec.state_dir {
+            Some(d) => cmd.env(crate::plugin_state::ENV_VAR, d),
+            None => cmd.env_remove(crate::plugin_state::ENV_VAR),
+        };
         // Only the supervisor talks to systemd (NotifyAccess=main).
         cmd.env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
@@ -398,6 +407,7 @@ fn parse_args(args: Vec<OsString>) -> Result<(Spec, RawFd, RawFd), Error> {
         buffer_size: image::DEFAULT_BUFFER_SIZE,
         period_ns: 0,
         python_home: None,
+        state_dir: std::env::var_os(crate::plugin_state::ENV_VAR).map(PathBuf::from),
     };
     let (mut image_fd, mut control_fd) = (-1, -1);
     let bad = |m: String| {
@@ -487,9 +497,9 @@ pub fn worker_main(args: Vec<OsString>) -> Result<(), Error> {
             return Ok(());
         }
     };
-    let capsule =
-        Capsule::new(img.runtime_args(spec.slot, spec.config_path.as_deref(), spec.period_ns))
-            .map_err(Error::Python)?;
+    let mut args = img.runtime_args(spec.slot, spec.config_path.as_deref(), spec.period_ns);
+    crate::plugin_state::fill(&mut args, spec.state_dir.as_deref());
+    let capsule = Capsule::new(args).map_err(Error::Python)?;
     let mut reader = ctl;
     while let Ok(Some((kind, payload))) = read_frame(&mut reader) {
         if kind != b'C' {

@@ -14,9 +14,13 @@ pub const CAPSULE_NAME: &CStr = c"openplc_runtime_args";
 /// `ext_magic`: marks the fields appended after OpenPLC's layout ("OPLC").
 pub const ABI_MAGIC: u32 = 0x4F50_4C43;
 /// `ext_version`: bumped whenever fields are appended (never reordered).
-pub const ABI_VERSION: u32 = 1;
+/// 2: `plugin_state_dir` appended.
+pub const ABI_VERSION: u32 = 2;
 /// Size of the plugin config path buffer in the struct (255 bytes + NUL).
 pub const CONFIG_PATH_BUF: usize = 256;
+/// Size of the plugin state directory buffer in the extension block (255
+/// bytes + NUL, like the config path).
+pub const STATE_DIR_BUF: usize = 256;
 
 /// OpenPLC v4.1.4's runtime-args struct, field for field (natural C alignment),
 /// followed by this runtime's extension. Fields are only ever appended.
@@ -66,6 +70,9 @@ pub struct RuntimeArgs {
     /// `sizeof` this struct, so a plugin can tell which appended fields exist.
     pub ext_size: u32,
     pub ext_reserved: u32,
+    /// ext_version 2: the plugin's writable directory (NUL-terminated; empty
+    /// when the runtime has none to give), see `plugin_state`.
+    pub plugin_state_dir: [c_char; STATE_DIR_BUF],
 }
 
 // The layout is an ABI shared with plugins written in C and with ctypes mirrors:
@@ -84,7 +91,8 @@ const _: () = {
     assert!(offset_of!(RuntimeArgs, request_plc_stop) == 512);
     assert!(offset_of!(RuntimeArgs, base_tick_ns) == 520);
     assert!(offset_of!(RuntimeArgs, ext_magic) == 528);
-    assert!(size_of::<RuntimeArgs>() == 544);
+    assert!(offset_of!(RuntimeArgs, plugin_state_dir) == 544);
+    assert!(size_of::<RuntimeArgs>() == 800);
 };
 // 32-bit ARM (armv7, EABI: 8-byte alignment for 64-bit integers):
 #[cfg(all(target_pointer_width = "32", target_arch = "arm"))]
@@ -98,7 +106,8 @@ const _: () = {
     assert!(offset_of!(RuntimeArgs, request_plc_stop) == 388);
     assert!(offset_of!(RuntimeArgs, base_tick_ns) == 392);
     assert!(offset_of!(RuntimeArgs, ext_magic) == 400);
-    assert!(size_of::<RuntimeArgs>() == 416);
+    assert!(offset_of!(RuntimeArgs, plugin_state_dir) == 416);
+    assert!(size_of::<RuntimeArgs>() == 672);
 };
 
 impl Image {
@@ -141,12 +150,12 @@ impl Image {
             bool_memory: p(Table::BoolMem).cast(),
             image_lock: cb_image_lock,
             image_unlock: cb_image_unlock,
-            debug_array_count: cb_debug_array_count,
-            debug_elem_count: cb_debug_elem_count,
-            debug_size: cb_debug_size,
-            debug_read: cb_debug_read,
-            debug_set: cb_debug_set,
-            debug_write: cb_debug_write,
+            debug_array_count: crate::debugger::debug_array_count,
+            debug_elem_count: crate::debugger::debug_elem_count,
+            debug_size: crate::debugger::debug_size,
+            debug_read: crate::debugger::debug_read,
+            debug_set: crate::debugger::debug_set,
+            debug_write: crate::debugger::debug_write,
             plugin_specific_config_file_path: path,
             buffer_size: self.buffer_size as c_int,
             bits_per_buffer: BITS_PER_BUFFER as c_int,
@@ -165,6 +174,7 @@ impl Image {
             ext_version: ABI_VERSION,
             ext_size: size_of::<RuntimeArgs>() as u32,
             ext_reserved: 0,
+            plugin_state_dir: [0; STATE_DIR_BUF],
         })
     }
 }

@@ -1,5 +1,5 @@
 //! The callbacks in the runtime-args struct (C ABI): the image lock, the
-//! journal writes, the (empty) debugger interface, and the per-plugin log and
+//! journal writes, and the per-plugin log and
 //! stop callbacks, which know their plugin's name although OpenPLC's ABI
 //! passes no context. A stop request goes to the handler the process
 //! registered ([`on_stop_request`]): the image knows nothing of signals or
@@ -21,27 +21,6 @@ pub(super) extern "C" fn cb_image_unlock() {
     if let Some(img) = super::get() {
         img.unlock();
     }
-}
-
-// The debugger interface: this runtime has no compiled PLC program, so it
-// reports zero arrays, which OpenPLC plugins handle.
-pub(super) extern "C" fn cb_debug_array_count() -> u8 {
-    0
-}
-pub(super) extern "C" fn cb_debug_elem_count(_: u8) -> u16 {
-    0
-}
-pub(super) extern "C" fn cb_debug_size(_: u8, _: u16) -> u16 {
-    0
-}
-pub(super) extern "C" fn cb_debug_read(_: u8, _: u16, _: *mut u8) -> u16 {
-    0
-}
-pub(super) extern "C" fn cb_debug_set(_: u8, _: u16, _: bool, _: *const u8, _: u16) -> u8 {
-    0
-}
-pub(super) extern "C" fn cb_debug_write(_: u8, _: u16, _: *const u8, _: u16) -> u8 {
-    0
 }
 
 pub(super) extern "C" fn cb_journal_write_bool(

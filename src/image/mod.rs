@@ -31,7 +31,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use abi::{ABI_MAGIC, ABI_VERSION, CAPSULE_NAME, CONFIG_PATH_BUF, RuntimeArgs};
+pub use abi::{ABI_MAGIC, ABI_VERSION, CAPSULE_NAME, CONFIG_PATH_BUF, RuntimeArgs, STATE_DIR_BUF};
 pub use callbacks::{on_stop_request, set_slot_name};
 use journal::JournalSlot;
 pub use journal::{JOURNAL_CAPACITY, JOURNAL_FULL, JOURNAL_OK, JOURNAL_REJECTED};
@@ -341,7 +341,10 @@ impl Image {
         Some(unsafe { self.base.add(off) })
     }
 
-    fn store(&self, table: Table, index: usize, bit: usize, value: u64) {
+    /// Stores one value (bool tables: 1 for any non-zero value); out-of-range
+    /// addresses are ignored. Take the lock around it: the scan thread applies
+    /// the journal under it.
+    pub fn store(&self, table: Table, index: usize, bit: usize, value: u64) {
         let Some(p) = self.value_ptr(table, index, bit) else {
             return;
         };

@@ -220,9 +220,14 @@ impl Supervisor {
         let index = self.slots[i].index;
         crate::image::set_slot_name(index, &name);
         let period_ns = self.scan.stats().period_ns();
-        let args = self
-            .image
-            .runtime_args(index, plugin.entry.config_path.as_deref(), period_ns);
+        let mut args =
+            self.image
+                .runtime_args(index, plugin.entry.config_path.as_deref(), period_ns);
+        // A worker prepares its own (its Spec carries the directory).
+        if plugin.entry.kind == PluginKind::Native || self.opts.isolation != Isolation::Process {
+            let dir = crate::plugin_state::prepare_logged(&name, self.opts.root.as_deref());
+            crate::plugin_state::fill(&mut args, dir.as_deref());
+        }
         if plugin.entry.kind == PluginKind::Native {
             let load = native::loader(index, plugin.entry.path.clone(), args);
             return Some(Box::new(move || {
@@ -232,13 +237,14 @@ impl Supervisor {
             }));
         }
         if self.opts.isolation == Isolation::Process {
-            let spec = worker::Spec::for_plugin(
+            let mut spec = worker::Spec::for_plugin(
                 &plugin,
                 index,
                 self.image.buffer_size(),
                 period_ns,
                 self.opts.python_home.clone(),
             );
+            spec.state_dir = crate::plugin_state::prepare_logged(&name, self.opts.root.as_deref());
             let w = match Worker::spawn(&spec, self.image, self.worker_exits_tx.clone()) {
                 Ok(w) => Arc::new(w),
                 Err(e) => {
