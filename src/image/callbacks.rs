@@ -11,18 +11,6 @@ use std::sync::{Mutex, OnceLock};
 use super::{Table, journal};
 use crate::config::{MAX_NAME_LEN, MAX_PLUGINS, PluginName};
 
-pub(super) extern "C" fn cb_image_lock() {
-    if let Some(img) = super::get() {
-        img.lock();
-    }
-}
-
-pub(super) extern "C" fn cb_image_unlock() {
-    if let Some(img) = super::get() {
-        img.unlock();
-    }
-}
-
 // The debugger interface: this runtime has no compiled PLC program, so it
 // reports zero arrays, which OpenPLC plugins handle.
 pub(super) extern "C" fn cb_debug_array_count() -> u8 {
@@ -88,7 +76,8 @@ pub fn set_slot_name(slot: usize, name: &str) {
     }
 }
 
-fn slot_name(slot: usize) -> PluginName {
+/// The name of the plugin in callback slot `slot` (this process's view).
+pub fn slot_name(slot: usize) -> PluginName {
     SLOT_NAMES
         .get(slot)
         .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()).clone())
@@ -110,6 +99,18 @@ fn message(msg: *const c_char) -> String {
 fn plugin_log(slot: usize, level: log::Level, msg: *const c_char) {
     let name = slot_name(slot);
     log::log!(target: "plugin", level, "[{name}] {}", message(msg));
+}
+
+// The image lock, per slot: the hold is recorded under the plugin's name.
+extern "C" fn image_lock<const N: usize>() {
+    if let Some(img) = super::get() {
+        img.lock_for_plugin(N);
+    }
+}
+extern "C" fn image_unlock<const N: usize>() {
+    if let Some(img) = super::get() {
+        img.unlock_for_plugin();
+    }
 }
 
 extern "C" fn log_info<const N: usize>(msg: *const c_char) {
@@ -145,6 +146,8 @@ pub fn on_stop_request(handler: Box<dyn Fn() + Send + Sync>) {
 
 /// One plugin slot's copies of the per-plugin callbacks.
 pub(super) struct SlotCallbacks {
+    pub(super) image_lock: extern "C" fn(),
+    pub(super) image_unlock: extern "C" fn(),
     pub(super) log_info: extern "C" fn(*const c_char),
     pub(super) log_debug: extern "C" fn(*const c_char),
     pub(super) log_warn: extern "C" fn(*const c_char),
@@ -155,6 +158,8 @@ pub(super) struct SlotCallbacks {
 macro_rules! slot_callbacks {
     ($($n:literal),*) => {
         [$(SlotCallbacks {
+            image_lock: image_lock::<$n>,
+            image_unlock: image_unlock::<$n>,
             log_info: log_info::<$n>,
             log_debug: log_debug::<$n>,
             log_warn: log_warn::<$n>,
