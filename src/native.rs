@@ -174,9 +174,8 @@ pub struct NativePlugin {
     slot: usize,
     lib: Library,
     syms: Symbols,
-    /// From `Box::leak`: the plugin may keep and even write through the
-    /// pointer, so no Rust reference to it exists after `load`. Freed by
-    /// `unload`, after `cleanup` returned.
+    /// From `Image::runtime_args`: never freed, since the plugin may keep
+    /// and even write through the pointer; no Rust reference to it exists.
     args: NonNull<RuntimeArgs>,
 }
 
@@ -186,14 +185,14 @@ pub struct NativePlugin {
 unsafe impl Send for NativePlugin {}
 
 /// `args` on its way to the thread that loads the plugin.
-struct SendArgs(Box<RuntimeArgs>);
+struct SendArgs(NonNull<RuntimeArgs>);
 
 // SAFETY: as for `NativePlugin`: the struct points into the process-global
 // image and at thread-safe `extern "C"` callbacks.
 unsafe impl Send for SendArgs {}
 
 impl SendArgs {
-    fn into_inner(self) -> Box<RuntimeArgs> {
+    fn into_inner(self) -> NonNull<RuntimeArgs> {
         self.0
     }
 }
@@ -204,7 +203,7 @@ impl SendArgs {
 pub fn loader(
     slot: usize,
     path: PathBuf,
-    args: Box<RuntimeArgs>,
+    args: NonNull<RuntimeArgs>,
 ) -> impl FnOnce() -> Result<NativePlugin, String> + Send + 'static {
     let args = SendArgs(args);
     // `args.into_inner()`, not a pattern: the closure must capture the whole
@@ -215,14 +214,18 @@ pub fn loader(
 impl NativePlugin {
     /// Loads the plugin of callback slot `slot` (its index in the plan, the
     /// one `args` was made for).
-    pub fn load(slot: usize, path: &Path, args: Box<RuntimeArgs>) -> Result<NativePlugin, String> {
+    pub fn load(
+        slot: usize,
+        path: &Path,
+        args: NonNull<RuntimeArgs>,
+    ) -> Result<NativePlugin, String> {
         let lib = Library::open(path)?;
         match Symbols::find(&lib, path) {
             Ok(syms) => Ok(NativePlugin {
                 slot,
                 lib,
                 syms,
-                args: NonNull::from(Box::leak(args)),
+                args,
             }),
             Err(e) => {
                 lib.close();
@@ -248,15 +251,12 @@ impl NativePlugin {
         })
     }
 
-    /// Closes the library and frees the args struct. Only after `cleanup`
-    /// returned, with the plugin's hooks removed from [`CycleHooks`] and no
-    /// call of it still running; a plugin that is stuck is never unloaded.
+    /// Closes the library. Only after `cleanup` returned, with the plugin's
+    /// hooks removed from [`CycleHooks`] and no call of it still running; a
+    /// plugin that is stuck is never unloaded. The args struct stays (see
+    /// `Image::runtime_args`).
     pub fn unload(self) {
         self.lib.close();
-        // SAFETY: `args` came from `Box::leak` in `load` and is freed once
-        // (`self` is consumed); the plugin's contract (OpenPLC's) ends its use
-        // of the struct when `cleanup` returns.
-        drop(unsafe { Box::from_raw(self.args.as_ptr()) });
     }
 }
 

@@ -24,12 +24,11 @@
 //! too long for the struct) are logged with the plugin's name and the path; the
 //! plugin then gets an empty path and runs anyway: most plugins write nothing.
 
-use std::ffi::c_char;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::image::{RuntimeArgs, STATE_DIR_BUF};
+use crate::image::STATE_DIR_BUF;
 
 /// The environment variable a worker process gets (process isolation).
 pub const ENV_VAR: &str = "OPENPLC_PLUGIN_STATE_DIR";
@@ -134,20 +133,6 @@ pub fn prepare_logged(plugin: &str, root: Option<&Path>) -> Option<PathBuf> {
     }
 }
 
-/// Writes `dir` (or an empty string) into the capsule's extension block.
-pub fn fill(args: &mut RuntimeArgs, dir: Option<&Path>) {
-    args.plugin_state_dir = [0; STATE_DIR_BUF];
-    let bytes = dir.map(|d| d.as_os_str().as_bytes()).unwrap_or_default();
-    // `prepare_in` refused longer paths; `take` only guards the NUL.
-    for (dst, src) in args
-        .plugin_state_dir
-        .iter_mut()
-        .zip(bytes.iter().take(STATE_DIR_BUF - 1))
-    {
-        *dst = *src as c_char;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,14 +197,18 @@ mod tests {
     }
 
     #[test]
-    fn fill_writes_a_nul_terminated_path() {
+    fn the_capsule_carries_the_directory_nul_terminated() {
         let img = crate::image::install(64).unwrap();
-        let mut args = img.runtime_args(0, None, 1);
-        fill(&mut args, Some(Path::new("/var/lib/openplc/plugins/x")));
-        // SAFETY: `fill` keeps the last byte NUL.
+        let dir = Path::new("/var/lib/openplc/plugins/x");
+        let args = img.runtime_args_for(0, None, Some(dir), 1);
+        // SAFETY: structs from runtime_args_for live as long as the process
+        // and nothing writes this one.
+        let args = unsafe { args.as_ref() };
+        // SAFETY: the buffer keeps its last byte NUL.
         let s = unsafe { std::ffi::CStr::from_ptr(args.plugin_state_dir.as_ptr()) };
         assert_eq!(s.to_str().unwrap(), "/var/lib/openplc/plugins/x");
-        fill(&mut args, None);
-        assert_eq!(args.plugin_state_dir[0], 0);
+        // SAFETY: as above.
+        let none = unsafe { img.runtime_args(0, None, 1).as_ref() };
+        assert_eq!(none.plugin_state_dir[0], 0);
     }
 }

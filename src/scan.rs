@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use heapless::spsc::{Consumer, Producer, Queue};
 
-use crate::image::Image;
+use crate::image::{Image, JournalCursor};
 use crate::native::{CycleHooks, Phase};
 use crate::sys::{monotonic_ns, sleep_until_ns};
 
@@ -72,7 +72,16 @@ fn queue_event(events: &mut Producer<'_, ScanEvent>, dropped: &AtomicU64, e: Sca
 
 /// Scan statistics, shared with the supervisor (and the benchmarks).
 pub struct ScanStats {
+    /// Cycles completed: journal applied, hooks run.
     pub cycles: AtomicU64,
+    /// Cycles skipped because the image lock stayed held until the cycle's
+    /// end: the journal waits for the next cycle and the loop keeps its
+    /// deadlines instead of stalling behind the holder. Not in `cycles`, so
+    /// the watchdog sees no progress while it lasts.
+    pub skipped: AtomicU64,
+    /// Who held the lock at the last skip: its callback slot + 1, or 0 when
+    /// the holder was not a plugin's `image_lock`.
+    pub skipped_holder: AtomicU64,
     /// Deadlines missed because a cycle (or the wake-up) took longer than the
     /// period; missed cycles are skipped, not run in a burst.
     pub overruns: AtomicU64,
@@ -91,6 +100,8 @@ impl ScanStats {
     fn new(period_ns: u64) -> ScanStats {
         ScanStats {
             cycles: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            skipped_holder: AtomicU64::new(0),
             overruns: AtomicU64::new(0),
             lateness_max_ns: AtomicU64::new(0),
             hooks_max_ns: AtomicU64::new(0),
@@ -255,7 +266,7 @@ fn scan_loop(
     hooks: &CycleHooks,
     events: &mut Producer<'_, ScanEvent>,
 ) {
-    let mut journal_head = 0u64;
+    let mut journal = JournalCursor::default();
     let mut deadline = monotonic_ns() + period_ns;
     crate::alloc_probe::enter_steady_state();
     while !stop.load(Ordering::Relaxed) {
@@ -267,17 +278,32 @@ fn scan_loop(
         // takes image_lock itself around its image access (holding the lock
         // here would deadlock every plugin that does).
         let mut hooks_ns = hooks.run(Phase::CycleStart);
-        image.lock();
-        image.apply_journal(&mut journal_head);
-        image.unlock();
+        // Wait for the lock at most until this cycle's end: a holder stalled
+        // (a plugin thread waiting for the GIL, or stopped) costs cycles that
+        // are counted, never the loop.
+        let applied = image.lock_until(deadline + period_ns);
+        if applied {
+            image.apply_journal(&mut journal);
+            image.unlock();
+        } else {
+            let holder = image.lock_hold().map_or(0, |(slot, _)| slot as u64 + 1);
+            stats.skipped_holder.store(holder, Ordering::Relaxed);
+            stats.skipped.fetch_add(1, Ordering::Relaxed);
+        }
         hooks_ns += hooks.run(Phase::CycleEnd);
         stats.hooks_max_ns.fetch_max(hooks_ns, Ordering::Relaxed);
 
         let end = monotonic_ns();
-        stats.cycles.fetch_add(1, Ordering::Relaxed);
+        if applied {
+            stats.cycles.fetch_add(1, Ordering::Relaxed);
+        }
 
         deadline += period_ns;
-        if end >= deadline {
+        if end >= deadline && !applied {
+            // A skipped cycle waited for the lock until its end: counted as
+            // skipped (above), not again as an overrun.
+            deadline += ((end - deadline) / period_ns + 1) * period_ns;
+        } else if end >= deadline {
             // Skip the deadlines already missed instead of running them back
             // to back; count them as overruns.
             let missed = (end - deadline) / period_ns + 1;

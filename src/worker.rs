@@ -369,9 +369,22 @@ pub fn describe_exit(status: Option<ExitStatus>) -> String {
 
 // --- the worker process ----------------------------------------------------------
 
+/// The worker's one writer to its supervisor: log records (from any plugin
+/// thread), stop requests and call results all go through it, a whole frame
+/// at a time, so frames never interleave (a torn frame would make the
+/// supervisor take a healthy worker for dead).
+struct ControlWriter(Mutex<UnixStream>);
+
+impl ControlWriter {
+    fn send(&self, kind: u8, payload: &[u8]) {
+        let mut ctl = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = write_frame(&mut *ctl, kind, payload);
+    }
+}
+
 /// Sends the worker's log records to the supervisor's log.
 struct ForwardLogger {
-    ctl: Mutex<UnixStream>,
+    ctl: &'static ControlWriter,
 }
 
 impl log::Log for ForwardLogger {
@@ -390,8 +403,7 @@ impl log::Log for ForwardLogger {
         };
         let mut payload = vec![digit];
         payload.extend_from_slice(r.args().to_string().as_bytes());
-        let mut ctl = self.ctl.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = write_frame(&mut *ctl, b'L', &payload);
+        self.ctl.send(b'L', &payload);
     }
     fn flush(&self) {}
 }
@@ -458,27 +470,24 @@ pub fn worker_main(args: Vec<OsString>) -> Result<(), Error> {
     let ctl = unsafe { UnixStream::from_raw_fd(control_fd) };
     // SAFETY: as above, for the image's memfd.
     let image_fd = unsafe { OwnedFd::from_raw_fd(image_fd) };
-    let logger = Box::leak(Box::new(ForwardLogger {
-        ctl: Mutex::new(ctl.try_clone().map_err(|e| Error::Os(e.to_string()))?),
-    }));
+    let out: &'static ControlWriter = Box::leak(Box::new(ControlWriter(Mutex::new(
+        ctl.try_clone().map_err(|e| Error::Os(e.to_string()))?,
+    ))));
+    let logger = Box::leak(Box::new(ForwardLogger { ctl: out }));
     let _ = log::set_logger(logger);
     log::set_max_level(log::LevelFilter::Debug);
-    let stop_ctl = Mutex::new(ctl.try_clone().map_err(|e| Error::Os(e.to_string()))?);
-    image::on_stop_request(Box::new(move || {
-        let mut c = stop_ctl.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = write_frame(&mut *c, b'S', b"");
-    }));
+    image::on_stop_request(Box::new(move || out.send(b'S', b"")));
 
-    let img = image::attach(image_fd, spec.buffer_size).map_err(Error::Os)?;
+    let img = image::attach(image_fd, spec.buffer_size, image::worker_ring(spec.slot))
+        .map_err(Error::Os)?;
     image::set_slot_name(spec.slot, &spec.plugin);
     let interp = python::start(spec.python_home.as_deref())?;
     let plugin_dir = spec.path.parent().map(PathBuf::from).unwrap_or_default();
     interp
         .set_paths(&[plugin_dir], &spec.site_dirs, spec.system_site)
         .map_err(Error::Python)?;
-    let mut out = ctl.try_clone().map_err(|e| Error::Os(e.to_string()))?;
-    let send = |out: &mut UnixStream, func: &str, o: &CallOutcome| {
-        let _ = write_frame(out, b'R', &encode_result(func, o));
+    let send = |out: &ControlWriter, func: &str, o: &CallOutcome| {
+        out.send(b'R', &encode_result(func, o));
     };
     let module = match interp.load_plugin(&python::module_name(&spec.plugin), &spec.path) {
         Ok(m) => {
@@ -489,16 +498,20 @@ pub fn worker_main(args: Vec<OsString>) -> Result<(), Error> {
             } else {
                 CallOutcome::Missing
             };
-            send(&mut out, IMPORT, &o);
+            send(out, IMPORT, &o);
             m
         }
         Err(tb) => {
-            send(&mut out, IMPORT, &CallOutcome::Raised(tb));
+            send(out, IMPORT, &CallOutcome::Raised(tb));
             return Ok(());
         }
     };
-    let mut args = img.runtime_args(spec.slot, spec.config_path.as_deref(), spec.period_ns);
-    crate::plugin_state::fill(&mut args, spec.state_dir.as_deref());
+    let args = img.runtime_args_for(
+        spec.slot,
+        spec.config_path.as_deref(),
+        spec.state_dir.as_deref(),
+        spec.period_ns,
+    );
     let capsule = Capsule::new(args).map_err(Error::Python)?;
     let mut reader = ctl;
     while let Ok(Some((kind, payload))) = read_frame(&mut reader) {
@@ -508,11 +521,11 @@ pub fn worker_main(args: Vec<OsString>) -> Result<(), Error> {
         let name = String::from_utf8_lossy(&payload);
         let Some(func) = Call::from_name(&name) else {
             // Not a lifecycle function: nothing of the plugin is called.
-            send(&mut out, &name, &CallOutcome::Missing);
+            send(out, &name, &CallOutcome::Missing);
             continue;
         };
         let outcome = interp.call(&module, func, (func == Call::Init).then_some(&capsule));
-        send(&mut out, func.name(), &outcome);
+        send(out, func.name(), &outcome);
         if func == Call::Cleanup {
             break;
         }

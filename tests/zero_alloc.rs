@@ -51,7 +51,9 @@ fn the_scan_loop_never_allocates_after_start() {
 /// every table, including refused calls: no allocation.
 fn debugger_calls_never_allocate() {
     let img = image::get().unwrap();
-    let args = img.runtime_args(0, None, 1_000_000);
+    // SAFETY: a struct from runtime_args lives as long as the process, and
+    // only its function pointers are read here.
+    let args = unsafe { img.runtime_args(0, None, 1_000_000).as_ref() };
     // The function pointers as a plugin finds them (the struct itself holds raw
     // pointers and is not Send).
     let (array_count, elem_count, size_of, read, write, set) = (

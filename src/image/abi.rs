@@ -4,6 +4,8 @@
 
 use std::ffi::{CStr, c_char, c_int, c_uint, c_ulonglong, c_void};
 use std::path::Path;
+use std::ptr::NonNull;
+use std::sync::Mutex;
 
 use super::callbacks::*;
 use super::{BITS_PER_BUFFER, Image, Table};
@@ -110,30 +112,94 @@ const _: () = {
     assert!(size_of::<RuntimeArgs>() == 672);
 };
 
+/// What one handed-out struct was made for: the same content is handed out
+/// again instead of being made anew.
+#[derive(PartialEq, Eq)]
+struct ArgsKey {
+    slot: usize,
+    config_path: [c_char; CONFIG_PATH_BUF],
+    state_dir: [c_char; STATE_DIR_BUF],
+    base_tick_ns: u64,
+}
+
+/// A handed-out struct: written once, then only plugins touch it.
+struct Handed(NonNull<RuntimeArgs>);
+
+// SAFETY: the pointer leads to a leaked, never freed struct whose pointers
+// lead into the process-global image and at thread-safe `extern "C"`
+// callbacks; this module never reads or writes it after handing it out.
+unsafe impl Send for Handed {}
+
+/// Every struct handed to a plugin in this process. Plugins may keep the
+/// pointer past their `cleanup` (a thread that outlives it, a plugin removed
+/// by a reload that kept the capsule), so no struct is ever freed: each
+/// distinct (slot, config path, state directory, period) is made once and
+/// reused, which bounds the memory by the configurations this process has
+/// loaded.
+static HANDED_OUT: Mutex<Vec<(ArgsKey, Handed)>> = Mutex::new(Vec::new());
+
+/// `path` as a NUL-terminated C buffer of `N` bytes (empty for `None`).
+/// Lengths were checked where the paths come from (plugins.conf's parser,
+/// `plugin_state`); `take` only guards the NUL terminator.
+fn c_path<const N: usize>(path: Option<&Path>) -> [c_char; N] {
+    use std::os::unix::ffi::OsStrExt;
+    let mut buf = [0 as c_char; N];
+    let bytes = path.map(|p| p.as_os_str().as_bytes()).unwrap_or_default();
+    for (dst, src) in buf.iter_mut().zip(bytes.iter().take(N - 1)) {
+        *dst = *src as c_char;
+    }
+    buf
+}
+
 impl Image {
-    /// Builds the args struct for the plugin in `slot` (0..MAX_PLUGINS): the
-    /// slot selects the log and stop callbacks that know the plugin's name.
+    /// The args struct for the plugin in `slot` (0..MAX_PLUGINS), without a
+    /// state directory: see [`Image::runtime_args_for`].
     pub fn runtime_args(
         &'static self,
         slot: usize,
         config_path: Option<&Path>,
         base_tick_ns: u64,
-    ) -> Box<RuntimeArgs> {
-        let p = |t: Table| self.pointers[t as usize].as_ptr() as *mut c_void;
-        let mut path = [0 as c_char; CONFIG_PATH_BUF];
-        if let Some(cp) = config_path {
-            use std::os::unix::ffi::OsStrExt;
-            // Lengths were checked when plugins.conf was parsed; `take` only
-            // guards the NUL terminator.
-            for (dst, src) in path
-                .iter_mut()
-                .zip(cp.as_os_str().as_bytes().iter().take(CONFIG_PATH_BUF - 1))
-            {
-                *dst = *src as c_char;
-            }
+    ) -> NonNull<RuntimeArgs> {
+        self.runtime_args_for(slot, config_path, None, base_tick_ns)
+    }
+
+    /// The args struct for the plugin in `slot` (0..MAX_PLUGINS): the slot
+    /// selects the log, lock and stop callbacks that know the plugin's name;
+    /// `state_dir` is its writable directory (`plugin_state`). Valid, and
+    /// never moved or freed, for the life of the process.
+    pub fn runtime_args_for(
+        &'static self,
+        slot: usize,
+        config_path: Option<&Path>,
+        state_dir: Option<&Path>,
+        base_tick_ns: u64,
+    ) -> NonNull<RuntimeArgs> {
+        let args = self.make_args(slot, config_path, state_dir, base_tick_ns);
+        let key = ArgsKey {
+            slot,
+            config_path: args.plugin_specific_config_file_path,
+            state_dir: args.plugin_state_dir,
+            base_tick_ns,
+        };
+        let mut handed = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, h)) = handed.iter().find(|(k, _)| *k == key) {
+            return h.0;
         }
+        let ptr = NonNull::from(Box::leak(Box::new(args)));
+        handed.push((key, Handed(ptr)));
+        ptr
+    }
+
+    fn make_args(
+        &'static self,
+        slot: usize,
+        config_path: Option<&Path>,
+        state_dir: Option<&Path>,
+        base_tick_ns: u64,
+    ) -> RuntimeArgs {
+        let p = |t: Table| self.pointers[t as usize].as_ptr() as *mut c_void;
         let cb = &SLOT_CALLBACKS[slot % MAX_PLUGINS];
-        Box::new(RuntimeArgs {
+        RuntimeArgs {
             bool_input: p(Table::BoolIn).cast(),
             bool_output: p(Table::BoolOut).cast(),
             byte_input: p(Table::ByteIn).cast(),
@@ -148,15 +214,15 @@ impl Image {
             dint_memory: p(Table::DintMem).cast(),
             lint_memory: p(Table::LintMem).cast(),
             bool_memory: p(Table::BoolMem).cast(),
-            image_lock: cb_image_lock,
-            image_unlock: cb_image_unlock,
+            image_lock: cb.image_lock,
+            image_unlock: cb.image_unlock,
             debug_array_count: crate::debugger::debug_array_count,
             debug_elem_count: crate::debugger::debug_elem_count,
             debug_size: crate::debugger::debug_size,
             debug_read: crate::debugger::debug_read,
             debug_set: crate::debugger::debug_set,
             debug_write: crate::debugger::debug_write,
-            plugin_specific_config_file_path: path,
+            plugin_specific_config_file_path: c_path(config_path),
             buffer_size: self.buffer_size as c_int,
             bits_per_buffer: BITS_PER_BUFFER as c_int,
             log_info: cb.log_info,
@@ -174,7 +240,7 @@ impl Image {
             ext_version: ABI_VERSION,
             ext_size: size_of::<RuntimeArgs>() as u32,
             ext_reserved: 0,
-            plugin_state_dir: [0; STATE_DIR_BUF],
-        })
+            plugin_state_dir: c_path(state_dir),
+        }
     }
 }

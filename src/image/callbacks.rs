@@ -11,18 +11,6 @@ use std::sync::{Mutex, OnceLock};
 use super::{Table, journal};
 use crate::config::{MAX_NAME_LEN, MAX_PLUGINS, PluginName};
 
-pub(super) extern "C" fn cb_image_lock() {
-    if let Some(img) = super::get() {
-        img.lock();
-    }
-}
-
-pub(super) extern "C" fn cb_image_unlock() {
-    if let Some(img) = super::get() {
-        img.unlock();
-    }
-}
-
 pub(super) extern "C" fn cb_journal_write_bool(
     t: c_int,
     index: c_int,
@@ -67,7 +55,8 @@ pub fn set_slot_name(slot: usize, name: &str) {
     }
 }
 
-fn slot_name(slot: usize) -> PluginName {
+/// The name of the plugin in callback slot `slot` (this process's view).
+pub fn slot_name(slot: usize) -> PluginName {
     SLOT_NAMES
         .get(slot)
         .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()).clone())
@@ -89,6 +78,18 @@ fn message(msg: *const c_char) -> String {
 fn plugin_log(slot: usize, level: log::Level, msg: *const c_char) {
     let name = slot_name(slot);
     log::log!(target: "plugin", level, "[{name}] {}", message(msg));
+}
+
+// The image lock, per slot: the hold is recorded under the plugin's name.
+extern "C" fn image_lock<const N: usize>() {
+    if let Some(img) = super::get() {
+        img.lock_for_plugin(N);
+    }
+}
+extern "C" fn image_unlock<const N: usize>() {
+    if let Some(img) = super::get() {
+        img.unlock_for_plugin();
+    }
 }
 
 extern "C" fn log_info<const N: usize>(msg: *const c_char) {
@@ -124,6 +125,8 @@ pub fn on_stop_request(handler: Box<dyn Fn() + Send + Sync>) {
 
 /// One plugin slot's copies of the per-plugin callbacks.
 pub(super) struct SlotCallbacks {
+    pub(super) image_lock: extern "C" fn(),
+    pub(super) image_unlock: extern "C" fn(),
     pub(super) log_info: extern "C" fn(*const c_char),
     pub(super) log_debug: extern "C" fn(*const c_char),
     pub(super) log_warn: extern "C" fn(*const c_char),
@@ -134,6 +137,8 @@ pub(super) struct SlotCallbacks {
 macro_rules! slot_callbacks {
     ($($n:literal),*) => {
         [$(SlotCallbacks {
+            image_lock: image_lock::<$n>,
+            image_unlock: image_unlock::<$n>,
             log_info: log_info::<$n>,
             log_debug: log_debug::<$n>,
             log_warn: log_warn::<$n>,

@@ -33,8 +33,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use abi::{ABI_MAGIC, ABI_VERSION, CAPSULE_NAME, CONFIG_PATH_BUF, RuntimeArgs, STATE_DIR_BUF};
 pub use callbacks::{on_stop_request, set_slot_name};
-use journal::JournalSlot;
-pub use journal::{JOURNAL_CAPACITY, JOURNAL_FULL, JOURNAL_OK, JOURNAL_REJECTED};
+use journal::Ring;
+pub use journal::{
+    JOURNAL_CAPACITY, JOURNAL_FULL, JOURNAL_OK, JOURNAL_REJECTED, JOURNAL_RINGS, JournalCursor,
+    RING_STALL_PASSES,
+};
 
 /// Slots per image table. OpenPLC v4 uses 1024; plugins read it from the
 /// struct, so it can be changed with `--buffer-size`.
@@ -117,16 +120,23 @@ struct Header {
     lock: UnsafeCell<libc::pthread_mutex_t>,
     /// Times the lock was found abandoned by a dead owner and recovered.
     lock_recoveries: AtomicU64,
-    /// Next journal position a producer claims (a bounded MPSC queue with a
-    /// sequence number per slot: lock-free, never blocks a producer).
-    journal_tail: AtomicU64,
+    /// 1 when the lock is priority-inheriting.
+    lock_pi: AtomicU64,
+    /// The plugin holding the lock: its callback slot + 1, or `HOLDER_NONE`.
+    lock_holder: AtomicU64,
+    /// When that plugin took it (`CLOCK_MONOTONIC` ns).
+    lock_since_ns: AtomicU64,
+    /// Next journal stamp: the global order of writes across the rings.
+    journal_stamp: AtomicU64,
     journal_overflows: AtomicU64,
     journal_rejected: AtomicU64,
     journal_applied: AtomicU64,
-    slots: [JournalSlot; JOURNAL_CAPACITY],
+    journal_lost: AtomicU64,
+    /// One ring per producer process (see `journal`).
+    rings: [Ring; JOURNAL_RINGS],
 }
 
-const HEADER_MAGIC: u64 = 0x4F50_4C43_494D_4701; // "OPLCIMG" + layout 1
+const HEADER_MAGIC: u64 = 0x4F50_4C43_494D_4702; // "OPLCIMG" + layout 2
 
 /// The I/O image of this process.
 pub struct Image {
@@ -139,6 +149,9 @@ pub struct Image {
     /// Per table, `buffer_size × values_per_slot` pointers into the mapping: what
     /// the struct's table fields point at.
     pointers: [Box<[*mut c_void]>; TABLES],
+    /// The journal ring this process writes into: 0 for the supervisor, the
+    /// plugin's callback slot + 1 for a worker.
+    ring: usize,
 }
 
 // SAFETY: the mapping is only written through atomics, under the image lock, or
@@ -209,13 +222,26 @@ fn map_shared(fd: &OwnedFd, len: usize) -> Result<*mut u8, String> {
     Ok(base.cast::<u8>())
 }
 
+/// The journal ring of the worker process running the plugin in callback
+/// slot `slot`.
+pub fn worker_ring(slot: usize) -> usize {
+    slot + 1
+}
+
 /// Attaches this process (a worker) to the supervisor's image, passed as the
-/// inherited memfd `fd`. Installs it as this process's image.
-pub fn attach(fd: OwnedFd, buffer_size: usize) -> Result<&'static Image, String> {
+/// inherited memfd `fd`, writing into journal ring `ring`. Installs it as this
+/// process's image.
+pub fn attach(fd: OwnedFd, buffer_size: usize, ring: usize) -> Result<&'static Image, String> {
     if IMAGE.get().is_some() {
         return Err("this process already has an image".into());
     }
-    let img = Image::attach(fd, buffer_size)?;
+    if ring == 0 || ring >= JOURNAL_RINGS {
+        return Err(format!(
+            "journal ring {ring} is not a worker's (1..{JOURNAL_RINGS})"
+        ));
+    }
+    let mut img = Image::attach(fd, buffer_size)?;
+    img.ring = ring;
     let _ = IMAGE.set(img);
     IMAGE.get().ok_or_else(|| "image install raced".to_string())
 }
@@ -254,9 +280,10 @@ impl Image {
             let h = &mut *base.cast::<Header>();
             h.magic = HEADER_MAGIC;
             h.buffer_size = buffer_size as u64;
-            lock::init_shared_robust_mutex(h.lock.get())?;
-            for (i, s) in h.slots.iter().enumerate() {
-                s.seq.store(i as u64, Ordering::Relaxed);
+            let pi = lock::init_shared_robust_mutex(h.lock.get())?;
+            h.lock_pi.store(u64::from(pi), Ordering::Relaxed);
+            for r in &h.rings {
+                r.init(0);
             }
         }
         Ok(Image::with_pointers(base, len, fd, buffer_size, offsets))
@@ -313,6 +340,7 @@ impl Image {
             buffer_size,
             offsets,
             pointers,
+            ring: 0,
         }
     }
 
@@ -421,7 +449,7 @@ mod tests {
         assert_eq!(cb_journal_write_lint(13, 63, u64::MAX), JOURNAL_OK);
         assert_eq!(cb_journal_write_dint(9, 2, 0xDEAD_BEEF), JOURNAL_OK);
         assert_eq!(cb_journal_write_byte(4, 0, 0x1FF), JOURNAL_OK);
-        let mut head = 0;
+        let mut head = JournalCursor::default();
         img.lock();
         assert_eq!(img.apply_journal(&mut head), 6);
         img.unlock();
@@ -432,6 +460,14 @@ mod tests {
         assert_eq!(img.read(Table::ByteOut, 0, 0), Some(0xFF));
         // The struct's pointer tables point at the same storage.
         let args = img.runtime_args(0, Some(Path::new("/etc/x.json")), 20_000_000);
+        // The same content is the same struct: never a second allocation.
+        assert_eq!(
+            args,
+            img.runtime_args(0, Some(Path::new("/etc/x.json")), 20_000_000)
+        );
+        // SAFETY: a struct from runtime_args is valid for the life of the
+        // process and nobody writes it in this test.
+        let args = unsafe { args.as_ref() };
         // SAFETY: index 3 < buffer_size; the pointer table and the value it
         // points at live in the installed image.
         let via_ptr = unsafe { **args.int_input.add(3) };

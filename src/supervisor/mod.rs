@@ -115,7 +115,7 @@ struct Supervisor {
     stuck_call: Option<String>,
     /// Report counters already logged: journal overflows, rejects, lock
     /// recoveries, dropped scan events.
-    reported: [u64; 4],
+    reported: [u64; 6],
 }
 
 /// Runs the daemon until SIGTERM/SIGINT or a plugin's `request_plc_stop`.
@@ -204,7 +204,7 @@ impl Supervisor {
             last_reload: None,
             restart_needed: Vec::new(),
             stuck_call: None,
-            reported: [0; 4],
+            reported: [0; 6],
         };
         let n = sup.slots.len();
         sup.start_slots(0..n);
@@ -258,8 +258,13 @@ impl Supervisor {
     fn upkeep(&mut self) {
         self.collect_worker_exits();
         let cycles = self.scan.stats().cycles.load(Ordering::Relaxed);
-        self.watchdog
-            .tick(&self.notifier, cycles, self.stuck_call.as_deref());
+        let sick = self.sickness();
+        self.watchdog.tick(
+            &self.notifier,
+            cycles,
+            self.stuck_call.as_deref(),
+            sick.as_deref(),
+        );
     }
 
     /// The ordered stop (plugins in reverse order: every stop_loop, the scan

@@ -30,6 +30,10 @@ impl Supervisor {
                 continue;
             };
             let status = w.reap(worker::EXIT_BUDGET);
+            // What it claimed and never published must not stall its ring:
+            // the scan thread resets it (what it did publish is applied).
+            self.image
+                .request_ring_reset(crate::image::worker_ring(self.slots[i].index));
             let slot = &mut self.slots[i];
             let name = slot.name().to_string();
             log::error!(

@@ -10,6 +10,11 @@ use super::slot::{Slot, State};
 use crate::image;
 use crate::worker;
 
+/// Longest a plugin may hold the image lock before the runtime counts as
+/// unhealthy (and systemd's watchdog restarts it): OpenPLC plugins hold it
+/// for microseconds around a few reads; a second is a plugin that is stuck.
+pub const LOCK_HOLD_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Supervisor {
     /// One human line for STATUS=.
     pub(super) fn status_line(&self) -> String {
@@ -62,6 +67,41 @@ impl Supervisor {
         s
     }
 
+    /// The name of the plugin in callback slot `index`.
+    fn slot_name_of(&self, index: usize) -> &str {
+        self.slots
+            .iter()
+            .find(|s| s.index == index)
+            .map_or("?", Slot::name)
+    }
+
+    /// What, besides a stuck call or a stalled scan loop, makes the runtime
+    /// unhealthy for the watchdog: a plugin holding the image lock past
+    /// [`LOCK_HOLD_LIMIT`], or a journal ring whose oldest write stays
+    /// unpublished (its writer died and the ring was not reset).
+    pub(super) fn sickness(&self) -> Option<String> {
+        if let Some((index, held_ns)) = self.image.lock_hold()
+            && held_ns > LOCK_HOLD_LIMIT.as_nanos() as u64
+        {
+            return Some(format!(
+                "[{}] has held the image lock for {} ms (limit {} ms)",
+                self.slot_name_of(index),
+                held_ns / 1_000_000,
+                LOCK_HOLD_LIMIT.as_millis()
+            ));
+        }
+        if let Some((ring, passes)) = self.image.stalled_ring() {
+            let owner = match ring {
+                0 => "the runtime's own process".to_string(),
+                r => format!("[{}]'s worker", self.slot_name_of(r - 1)),
+            };
+            return Some(format!(
+                "journal ring {ring} ({owner}) has had an unpublished write for {passes} scan cycles"
+            ));
+        }
+        None
+    }
+
     /// What native cycle hooks cost, for overrun reports: "native cycle hooks
     /// took up to N us in one cycle (slowest: [name] M us in one call)", or
     /// `None` while no hook has run.
@@ -102,6 +142,8 @@ impl Supervisor {
             self.image.journal_rejected(),
             self.image.lock_recoveries(),
             stats.events_dropped(),
+            stats.skipped.load(Ordering::Relaxed),
+            self.image.journal_lost(),
         ];
         let d: Vec<u64> = now.iter().zip(self.reported).map(|(n, r)| n - r).collect();
         if d[0] > 0 {
@@ -122,6 +164,22 @@ impl Supervisor {
         }
         if d[3] > 0 {
             log::warn!("scan: {} more overrun report(s) dropped (queue full)", d[3]);
+        }
+        if d[4] > 0 {
+            let holder = match stats.skipped_holder.load(Ordering::Relaxed) {
+                0 => "a thread outside any plugin's image_lock()".to_string(),
+                h => format!("[{}]", self.slot_name_of(h as usize - 1)),
+            };
+            log::warn!(
+                "scan: {} cycle(s) skipped: the image lock was still held at the cycle's end, last by {holder}; the journal waits for the next cycle",
+                d[4]
+            );
+        }
+        if d[5] > 0 {
+            log::warn!(
+                "journal: {} write(s) lost: claimed by a worker process that died before publishing them",
+                d[5]
+            );
         }
         self.reported = now;
         let status = self.status_line();

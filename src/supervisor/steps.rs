@@ -11,6 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::slot::{Runner, State};
+
 use super::{DOUBLE_SIGNAL_GRACE, SCAN_STOP_BUDGET, Supervisor, WAIT_SLICE};
 use crate::config::PluginKind;
 use crate::lifecycle::{Call, INIT_BUDGET, START_BUDGET};
@@ -19,6 +20,10 @@ use crate::python::{self, CallOutcome, Capsule};
 use crate::resolve::Isolation;
 use crate::signals::Event;
 use crate::worker::{self, Worker};
+
+/// How long a new worker waits for the scan thread to reset its journal ring
+/// (one or two scan cycles normally).
+const RING_RESET_WAIT: Duration = Duration::from_secs(1);
 
 /// A step of a plugin's life, run under a time budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,14 +225,20 @@ impl Supervisor {
         let index = self.slots[i].index;
         crate::image::set_slot_name(index, &name);
         let period_ns = self.scan.stats().period_ns();
-        let mut args =
-            self.image
-                .runtime_args(index, plugin.entry.config_path.as_deref(), period_ns);
-        // A worker prepares its own (its Spec carries the directory).
-        if plugin.entry.kind == PluginKind::Native || self.opts.isolation != Isolation::Process {
-            let dir = crate::plugin_state::prepare_logged(&name, self.opts.root.as_deref());
-            crate::plugin_state::fill(&mut args, dir.as_deref());
-        }
+        // A worker's directory travels in its Spec; it makes its own struct.
+        let in_process =
+            plugin.entry.kind == PluginKind::Native || self.opts.isolation != Isolation::Process;
+        let state_dir = if in_process {
+            crate::plugin_state::prepare_logged(&name, self.opts.root.as_deref())
+        } else {
+            None
+        };
+        let args = self.image.runtime_args_for(
+            index,
+            plugin.entry.config_path.as_deref(),
+            state_dir.as_deref(),
+            period_ns,
+        );
         if plugin.entry.kind == PluginKind::Native {
             let load = native::loader(index, plugin.entry.path.clone(), args);
             return Some(Box::new(move || {
@@ -245,6 +256,15 @@ impl Supervisor {
                 self.opts.python_home.clone(),
             );
             spec.state_dir = crate::plugin_state::prepare_logged(&name, self.opts.root.as_deref());
+            // The ring of a previous worker in this slot must be clean before
+            // a new process writes into it.
+            let ring = crate::image::worker_ring(index);
+            if !self.image.await_ring_reset(ring, RING_RESET_WAIT) {
+                log::error!(
+                    "[{name}] the scan thread did not reset journal ring {ring} within {} ms; the worker's writes may stay queued until the service restarts",
+                    RING_RESET_WAIT.as_millis()
+                );
+            }
             let w = match Worker::spawn(&spec, self.image, self.worker_exits_tx.clone()) {
                 Ok(w) => Arc::new(w),
                 Err(e) => {
@@ -390,6 +410,9 @@ impl Supervisor {
             w.kill();
         }
         let status = w.finish();
+        // A killed worker may have died mid-write; the next one starts clean.
+        self.image
+            .request_ring_reset(crate::image::worker_ring(self.slots[i].index));
         let name = self.slots[i].name();
         log::debug!(
             "[{name}] worker process {} {}",
