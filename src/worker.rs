@@ -53,7 +53,7 @@ pub const EXIT_BUDGET: Duration = Duration::from_secs(1);
 const IMPORT: &str = "import";
 /// Largest frame accepted (a traceback or a log record); larger ones mean the
 /// peer is broken.
-const MAX_FRAME: usize = 4 << 20;
+pub const MAX_FRAME: usize = 4 << 20;
 
 /// The delay before restart number `n` (0-based).
 pub fn backoff(n: u32) -> Duration {
@@ -70,7 +70,10 @@ fn write_frame(w: &mut impl Write, kind: u8, payload: &[u8]) -> std::io::Result<
     w.write_all(&buf)
 }
 
-fn read_frame(r: &mut impl Read) -> std::io::Result<Option<(u8, Vec<u8>)>> {
+/// Reads one control-channel frame (length, kind, payload): `Ok(None)` at a
+/// clean end of stream; a length of 0 or over [`MAX_FRAME`], or a stream that
+/// ends inside a frame, is an error saying so. Public for the fuzz target.
+pub fn read_frame(r: &mut impl Read) -> std::io::Result<Option<(u8, Vec<u8>)>> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len) {
         Ok(()) => {}
@@ -79,10 +82,14 @@ fn read_frame(r: &mut impl Read) -> std::io::Result<Option<(u8, Vec<u8>)>> {
     }
     let len = u32::from_le_bytes(len) as usize;
     if len == 0 || len > MAX_FRAME {
-        return Err(std::io::Error::other(format!("bad frame length {len}")));
+        return Err(std::io::Error::other(format!(
+            "bad frame length {len} (1 to {MAX_FRAME} bytes)"
+        )));
     }
     let mut buf = vec![0u8; len];
-    r.read_exact(&mut buf)?;
+    r.read_exact(&mut buf).map_err(|e| {
+        std::io::Error::new(e.kind(), format!("frame of {len} bytes cut short: {e}"))
+    })?;
     let kind = buf.remove(0);
     Ok(Some((kind, buf)))
 }
@@ -96,7 +103,10 @@ fn encode_result(func: &str, outcome: &CallOutcome) -> Vec<u8> {
     format!("{func}\0{status}\0{text}").into_bytes()
 }
 
-fn decode_result(payload: &[u8]) -> (String, CallOutcome) {
+/// A result frame's payload: the call's name and how it ended. A status the
+/// protocol does not know becomes a failure that says so (never a success).
+/// Public for the fuzz target.
+pub fn decode_result(payload: &[u8]) -> (String, CallOutcome) {
     let text = String::from_utf8_lossy(payload);
     let mut parts = text.splitn(3, '\0');
     let func = parts.next().unwrap_or_default().to_string();
@@ -105,7 +115,11 @@ fn decode_result(payload: &[u8]) -> (String, CallOutcome) {
     let outcome = match status {
         "ok" => CallOutcome::Ok,
         "missing" => CallOutcome::Missing,
-        _ => CallOutcome::Raised(rest),
+        "raised" => CallOutcome::Raised(rest),
+        other => CallOutcome::Raised(format!(
+            "the worker sent a result with an unknown status `{}`",
+            other.escape_debug()
+        )),
     };
     (func, outcome)
 }
