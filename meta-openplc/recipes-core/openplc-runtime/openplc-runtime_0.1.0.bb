@@ -53,8 +53,11 @@ CONFFILES:${PN} = "${sysconfdir}/openplc/plugins.conf"
 
 SYSTEMD_SERVICE:${PN} = "openplc-runtime.service"
 
-# What the runtime itself imports when it starts (importlib.util, os, site,
-# sys, sysconfig, traceback): all in python3-core. libpython3 comes in through
-# the binary's shared-library dependency. Plugins add their own.
-RDEPENDS:${PN} = "python3-core"
+# What the runtime itself imports when it starts: importlib.util, os, site,
+# sys, sysconfig and traceback are in python3-core, but setting a plugin's
+# sys.path calls importlib.invalidate_caches(), which imports
+# importlib.metadata, which imports json and email. scripts/check-yocto-layer
+# runs the runtime's Python code against exactly these packages' files.
+# libpython3 comes in through the binary's shared-library dependency.
+RDEPENDS:${PN} = "python3-core python3-email python3-json"
 RDEPENDS:${PN}-capsule = "python3-ctypes"
