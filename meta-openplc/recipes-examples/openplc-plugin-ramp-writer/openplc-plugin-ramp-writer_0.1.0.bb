@@ -32,7 +32,6 @@ RDEPENDS:${PN} += "openplc-runtime-capsule"
 # The wheel above is PyYAML's aarch64 build; another CPU needs its own wheel.
 COMPATIBLE_HOST = "aarch64.*-linux"
 
-# PyPI's wheel ships _yaml.*.so already stripped: there is nothing to split
-# into -dbg, and rebuilding the wheel from source is what pinning it avoids.
-# nooelint: oelint.vars.insaneskip
-INSANE_SKIP:${PN} = "already-stripped"
+# No INSANE_SKIP: PyYAML's wheel ships _yaml.*.so with its symbols (not
+# stripped), so do_package strips it and splits them into -dbg as usual;
+# scripts/check-yocto-layer checks that on the staged files.
