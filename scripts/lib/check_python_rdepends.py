@@ -179,8 +179,8 @@ def main():
                 print("   %s: needs %s (without it: %s)" % (args.label, package, last))
         if errors:
             return 1
-    print("   ok: %s runs with %s%s" % (args.label, " ".join(own),
-                                     " (and %s from its dependencies)" % " ".join(given) if given else ""))
+    also = " (and %s from its dependencies)" % " ".join(given) if given else ""
+    print("   ok: %s runs with %s%s" % (args.label, " ".join(own), also))
     return 0
 
 

@@ -84,9 +84,11 @@ def check_staged(env, dest, version):
     pn = env["PN"]
     name = env["OPENPLC_PLUGIN_NAME"]
     errors = []
-    files = [os.path.relpath(os.path.join(top, f), dest)
-             for top, dirs, names in os.walk(dest) for f in names + [d for d in dirs
-                                                                      if os.path.islink(os.path.join(top, d))]]
+    files = []
+    for top, dirs, names in os.walk(dest):
+        # A writable subpath is a symlink to a directory: a file of the package too.
+        links = [d for d in dirs if os.path.islink(os.path.join(top, d))]
+        files.extend(os.path.relpath(os.path.join(top, f), dest) for f in names + links)
     patterns = env.get("FILES:" + pn, "").split()
 
     def shipped(rel):
@@ -120,10 +122,12 @@ def check_staged(env, dest, version):
     entry = env.get("OPENPLC_PLUGIN_ENTRY", "")
     config = env.get("OPENPLC_PLUGIN_CONFIG", "")
     base = "/usr/lib/openplc/plugins/%s/" % name
+    has_venv = bool(env.get("OPENPLC_PLUGIN_REQUIREMENTS", "").split())
     want = "%s,%s%s,%s,0,%s,%s" % (
         name, base, entry, "0" if env.get("OPENPLC_PLUGIN_ENABLED") == "0" else "1",
-        base + config if config else "", env["OPENPLC_VENV"] if env.get("OPENPLC_PLUGIN_REQUIREMENTS", "").split() else "")
-    dropin = os.path.join(dest, "usr/lib/openplc/plugins.conf.d", "%s-%s.conf" % (env.get("OPENPLC_PLUGIN_ORDER", "50"), name))
+        base + config if config else "", env["OPENPLC_VENV"] if has_venv else "")
+    dropin = os.path.join(dest, "usr/lib/openplc/plugins.conf.d",
+                          "%s-%s.conf" % (env.get("OPENPLC_PLUGIN_ORDER", "50"), name))
     lines = []
     if os.path.isfile(dropin):
         with open(dropin) as f:
@@ -146,8 +150,8 @@ def check_staged(env, dest, version):
         if machine and machine not in what:
             errors.append("%s is not for %s: %s" % (rel, env.get("TARGET_ARCH"), what.strip()))
         if "not stripped" not in what and "already-stripped" not in skips:
-            errors.append("%s is already stripped (QA already-stripped): add INSANE_SKIP:%s = \"already-stripped\" with the reason"
-                          % (rel, pn))
+            errors.append("%s is already stripped (QA already-stripped): add "
+                          "INSANE_SKIP:%s = \"already-stripped\" with the reason" % (rel, pn))
         if "not stripped" in what and "already-stripped" in skips:
             errors.append("%s is not stripped, yet the recipe skips already-stripped: drop that skip" % rel)
 
