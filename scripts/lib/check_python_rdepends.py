@@ -136,6 +136,7 @@ def main():
 
     manifest = load_manifest(args.manifest)
     own = list(dict.fromkeys(x for x in args.rdepends.split() if x.startswith("python3-")))
+    given_all = set(args.given.split())
     given = [x for x in dict.fromkeys(args.given.split()) if x.startswith("python3-") and x not in own]
     keys, unknown = closure(manifest, own + given)
     if unknown:
@@ -167,6 +168,10 @@ def main():
             key = package[len("python3-"):]
             if key == "core":
                 continue  # the interpreter itself: nothing runs without it
+            if package in given_all:
+                # Its dependencies need it anyway: dropping it proves nothing.
+                print("   %s: names %s, which its dependencies need too" % (args.label, package))
+                continue
             without = os.path.join(tmp, "without-" + key)
             populate(manifest, keys, stdlib, without, drop_own=key)
             result = run(args.python, without, helper_file, mode, plugin_args)
