@@ -36,6 +36,10 @@ Options (before or after the command):
                        \$OPENPLC_RUNTIME, else target/{release,debug}/openplc-runtime,
                        else openplc-runtime on PATH)
   --recreate           create: delete an existing venv and build it again
+  --dropin DIR         create: also write the plugin's line, with absolute paths,
+                       as the drop-in DIR/50-NAME.conf (e.g. /etc/openplc/plugins.conf.d
+                       or /var/lib/openplc/plugins.conf.d; the runtime reads
+                       drop-ins besides plugins.conf), instead of editing plugins.conf
   -y, --yes            confirm deleting (remove, create --recreate) without asking
 
 A plugin's requirements.txt is, in this order: --requirements FILE; next to the
@@ -68,7 +72,7 @@ note() { printf '%s: %s\n' "$prog" "$*" >&2; }
 
 # ------------------------------------------------------------------- arguments
 command='' name='' config=${OPENPLC_CONFIG-} venvs_dir=${OPENPLC_VENVS_DIR-}
-requirements='' python='' runtime=${OPENPLC_RUNTIME-} recreate=0 yes=0
+requirements='' python='' runtime=${OPENPLC_RUNTIME-} recreate=0 yes=0 dropin=
 positional=()
 
 need_value() {
@@ -86,6 +90,7 @@ while [[ $# -gt 0 ]]; do
         --python) need_value "$@"; python=$2; shift 2 ;;
         --runtime) need_value "$@"; runtime=$2; shift 2 ;;
         --recreate) recreate=1; shift ;;
+        --dropin) need_value "$@"; dropin=$2; shift 2 ;;
         -y | --yes) yes=1; shift ;;
         --) shift; positional+=("$@"); break ;;
         -*) die 2 "unknown option '$opt'; see $prog --help" ;;
@@ -113,6 +118,11 @@ esac
 [[ -z $requirements || $command == create || $command == install ]] ||
     die 2 "--requirements only applies to create and install"
 [[ $recreate == 0 || $command == create ]] || die 2 "--recreate only applies to create"
+[[ -z $dropin || $command == create ]] || die 2 "--dropin only applies to create"
+if [[ -n $dropin ]]; then
+    [[ -d $dropin ]] || die 3 "--dropin $dropin is not a directory; create it first (mkdir -p $dropin)"
+    dropin=$(realpath -- "$dropin")
+fi
 
 venvs_dir=${venvs_dir:-$root/venvs}
 if [[ -n $config ]]; then
@@ -402,6 +412,28 @@ print_conf_line() {
         fi
     fi
     printf '%s\n' "$line"
+    [[ -z $dropin ]] || write_dropin "$line" "$base"
+}
+
+# write_dropin LINE BASE: LINE (paths relative to BASE) as DROPIN/50-NAME.conf,
+# every path made absolute: a drop-in's relative paths would be relative to
+# its own directory.
+write_dropin() {
+    local fields i file
+    IFS=, read -r -a fields <<<"$1,"
+    for i in 1 4 5; do
+        if [[ -n ${fields[i]-} && ${fields[i]} != /* ]]; then
+            fields[i]=$(realpath -m -- "$2/${fields[i]}")
+        fi
+    done
+    file=$dropin/50-$name.conf
+    {
+        printf '# Plugin %s, written by %s create --dropin.\n' "$name" "$prog"
+        printf '# name,path,enabled,type,config_path,venv_path\n'
+        (IFS=,; printf '%s\n' "${fields[*]:0:6}")
+    } >"$file.tmp" || die 1 "cannot write $file.tmp"
+    mv -f -- "$file.tmp" "$file" || die 1 "cannot write $file"
+    note "wrote $(display "$file"); the runtime reads it from /etc/openplc/plugins.conf.d or /var/lib/openplc/plugins.conf.d (check with: openplc-runtime check)"
 }
 
 # -------------------------------------------------------------------- commands

@@ -1,15 +1,15 @@
 //! The command line: `openplc-runtime [run|check|python-info] [OPTIONS]`.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::Error;
 use crate::image::MAX_BUFFER_SIZE;
 use crate::logging::{self, Target};
+use crate::options::Options;
 use crate::resolve::Isolation;
 use crate::scan::{MAX_PERIOD, MIN_PERIOD};
-use crate::supervisor::Options;
 
 /// Usage text (`--help`).
 pub const HELP: &str = "\
@@ -23,7 +23,17 @@ USAGE:
                                          prefix, stdlib) as key=value lines
 
 OPTIONS:
-    --config PATH          plugins.conf [default: /etc/openplc/plugins.conf]
+    --config PATH          the main plugins.conf [default: /etc/openplc/plugins.conf;
+                           it may be absent when drop-ins exist]. Drop-ins
+                           (*.conf, same format) are read besides it from
+                           /usr/lib/openplc/plugins.conf.d (packages) <
+                           /etc/openplc/plugins.conf.d (image) <
+                           /var/lib/openplc/plugins.conf.d (operator); a
+                           same-named file in a later directory replaces one
+                           in an earlier, a link to /dev/null masks it
+    --root DIR             read the default plugins.conf, the drop-in
+                           directories and every absolute path in them under
+                           DIR (a staged image); --config is taken as given
     --isolation MODE       shared: one interpreter for all Python plugins
                            (least memory; conflicting package versions are
                            refused); process: each Python plugin in its own
@@ -47,8 +57,9 @@ OPTIONS:
 SIGNALS:
     SIGTERM, SIGINT   ordered stop (stop_loop, then cleanup, in reverse order);
                       a second one while a plugin call hangs exits at once (70)
-    SIGHUP            reload plugins.conf: start new and changed plugins, stop
-                      removed ones; an invalid file changes nothing
+    SIGHUP            reload plugins.conf and its drop-ins: start new and
+                      changed plugins, stop removed ones; an invalid file
+                      changes nothing
 
 ENVIRONMENT:
     NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID   systemd's notify protocol
@@ -85,6 +96,7 @@ pub struct Cli {
 /// Parses `args` (without the program name).
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Error> {
     let mut opts = Options::default();
+    let mut config_given = false;
     let mut log = logging::Options::default();
     let mut command: Option<&str> = None;
     let mut it = args.into_iter().peekable();
@@ -115,7 +127,17 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Error> {
         match flag.as_str() {
             "-h" | "--help" => command = Some("help"),
             "-V" | "--version" => command = Some("version"),
-            "--config" => opts.config = PathBuf::from(value("--config")?),
+            "--config" => {
+                opts.config = PathBuf::from(value("--config")?);
+                config_given = true;
+            }
+            "--root" => {
+                let v = value("--root")?;
+                if v.is_empty() {
+                    return Err(usage("--root needs a directory".into()));
+                }
+                opts.root = Some(crate::config::absolute(Path::new(&v)));
+            }
             "--isolation" => {
                 let v = value("--isolation")?;
                 opts.isolation = Isolation::parse(&v)
@@ -190,6 +212,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Error> {
             }
             other => return Err(usage(format!("unknown argument `{other}`"))),
         }
+    }
+    if let (Some(root), false) = (&opts.root, config_given) {
+        opts.config = crate::dropins::under_root(Some(root), crate::dropins::DEFAULT_CONFIG);
     }
     let command = match command.unwrap_or("run") {
         "help" => Command::Help,

@@ -64,10 +64,12 @@ impl fmt::Display for PluginKind {
 /// One valid plugins.conf line, paths made absolute.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginEntry {
-    /// 1-based line number in plugins.conf.
+    /// The file the line is in: plugins.conf or one of its drop-ins.
+    pub file: PathBuf,
+    /// 1-based line number in that file.
     pub line: usize,
     pub name: PluginName,
-    /// The plugin file, relative paths resolved against plugins.conf's directory.
+    /// The plugin file, relative paths resolved against its file's directory.
     pub path: PathBuf,
     pub enabled: bool,
     pub kind: PluginKind,
@@ -77,17 +79,68 @@ pub struct PluginEntry {
     pub venv_path: Option<PathBuf>,
 }
 
-/// A parsed plugins.conf.
+impl PluginEntry {
+    /// Where the plugin is defined, as `FILE:LINE` (every message about a
+    /// plugin starts with it).
+    pub fn origin(&self) -> String {
+        format!("{}:{}", self.file.display(), self.line)
+    }
+}
+
+/// What became of one file the configuration was looked for in (listed by
+/// `check`, so an operator sees why a drop-in did or did not apply).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceState {
+    /// Read; its plugins are in the list.
+    Loaded,
+    /// The main plugins.conf does not exist (allowed when drop-ins do).
+    Absent,
+    /// A symlink to /dev/null or an empty file: it masks same-named drop-ins
+    /// of lower priority and adds nothing.
+    Masked,
+    /// A drop-in of the same name in a higher-priority directory replaces it.
+    Overridden { by: PathBuf },
+}
+
+/// One file of the configuration and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub path: PathBuf,
+    pub state: SourceState,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.path.display())?;
+        match &self.state {
+            SourceState::Loaded => f.write_str("read"),
+            SourceState::Absent => f.write_str("absent"),
+            SourceState::Masked => f.write_str("masked (empty or a link to /dev/null)"),
+            SourceState::Overridden { by } => write!(f, "overridden by {}", by.display()),
+        }
+    }
+}
+
+/// A parsed plugin configuration: plugins.conf, and its drop-ins when it was
+/// loaded by [`crate::dropins::load`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginsConf {
-    /// The file the entries came from (as given on the command line).
+    /// The main plugins.conf (as given on the command line).
     pub file: PathBuf,
-    /// Entries in file order; the capacity is [`MAX_PLUGINS`].
+    /// Every file considered, main file first, then drop-ins in load order.
+    pub sources: Vec<Source>,
+    /// Entries in load order; the capacity is [`MAX_PLUGINS`].
     pub plugins: heapless::Vec<PluginEntry, MAX_PLUGINS>,
 }
 
 impl PluginsConf {
-    /// Enabled plugins, in file order.
+    /// Whether anything but a lone main file was involved (drop-ins, or an
+    /// absent main file): then the sources are worth listing.
+    pub fn has_dropins(&self) -> bool {
+        self.sources.len() > 1 || self.sources.iter().any(|s| s.state != SourceState::Loaded)
+    }
+
+    /// Enabled plugins, in load order.
     pub fn enabled(&self) -> impl Iterator<Item = &PluginEntry> {
         self.plugins.iter().filter(|p| p.enabled)
     }
@@ -120,20 +173,23 @@ impl fmt::Display for LineError {
     }
 }
 
-/// Reads and parses `file`. Relative paths inside it are resolved against the
-/// directory that holds it.
+/// Reads and parses `file` alone (no drop-ins). Relative paths inside it are
+/// resolved against the directory that holds it.
 pub fn load(file: &Path) -> Result<PluginsConf, Vec<LineError>> {
-    let bytes = std::fs::read(file).map_err(|e| {
-        vec![LineError {
-            file: file.to_path_buf(),
-            line: 0,
-            field: None,
-            reason: format!("cannot read plugins.conf: {e}"),
-        }]
-    })?;
-    let abs = absolute(file);
-    let base = abs.parent().unwrap_or(Path::new("/")).to_path_buf();
-    parse(file, &base, &bytes)
+    let bytes = std::fs::read(file).map_err(|e| vec![unreadable(file, &e)])?;
+    let mut b = Builder::new(file);
+    b.add(file, &bytes, None);
+    b.finish()
+}
+
+/// The error for a configuration file that cannot be read.
+pub fn unreadable(file: &Path, e: &std::io::Error) -> LineError {
+    LineError {
+        file: file.to_path_buf(),
+        line: 0,
+        field: None,
+        reason: format!("cannot read plugins.conf: {e}"),
+    }
 }
 
 /// The columns of one line as serde sees them; empty optional fields are `None`.
@@ -152,70 +208,125 @@ struct RawLine {
 /// Parses plugins.conf contents. `file` only names the file in errors; `base` is
 /// the directory relative paths are resolved against.
 pub fn parse(file: &Path, base: &Path, bytes: &[u8]) -> Result<PluginsConf, Vec<LineError>> {
-    let mut errors = Vec::new();
-    let mut conf = PluginsConf {
-        file: file.to_path_buf(),
-        plugins: heapless::Vec::new(),
-    };
-    // Lines counted for the capacity check: every plugin line, enabled or not, as
-    // OpenPLC counts them.
-    let mut plugin_lines = 0usize;
+    let mut b = Builder::new(file);
+    b.add_with_base(file, base, bytes, None);
+    b.finish()
+}
 
-    for (idx, raw) in bytes.split(|&b| b == b'\n').enumerate() {
-        let line_no = idx + 1;
-        let err = |field: Option<usize>, reason: String| LineError {
-            file: file.to_path_buf(),
-            line: line_no,
-            field,
-            reason,
-        };
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let Ok(text) = std::str::from_utf8(raw) else {
-            errors.push(err(None, "not valid UTF-8".into()));
-            continue;
-        };
-        let trimmed = text.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        plugin_lines += 1;
-        match parse_line(trimmed, base) {
-            Ok(mut entry) => {
-                entry.line = line_no;
-                if let Some(first) = conf.plugins.iter().find(|p| p.name == entry.name) {
-                    errors.push(err(
-                        Some(1),
-                        format!(
-                            "duplicate plugin name `{}` (first defined on line {}); names must be unique",
-                            entry.name, first.line
-                        ),
-                    ));
-                    continue;
-                }
-                if let Err(entry) = conf.plugins.push(entry) {
-                    errors.push(err(
-                        None,
-                        format!(
-                            "plugin `{}` is plugin number {plugin_lines}, but at most {MAX_PLUGINS} plugins are supported; remove or merge plugins",
-                            entry.name
-                        ),
-                    ));
-                }
-            }
-            Err(list) => errors.extend(list.into_iter().map(|(f, r)| err(f, r))),
+/// Collects the plugins of one or more files in load order, with every
+/// problem; names and the capacity are checked across all of them.
+#[derive(Debug)]
+pub struct Builder {
+    conf: PluginsConf,
+    errors: Vec<LineError>,
+    /// Lines counted for the capacity check: every plugin line, enabled or not,
+    /// valid or not, as OpenPLC counts them.
+    plugin_lines: usize,
+}
+
+impl Builder {
+    /// An empty configuration whose main file is `main`.
+    pub fn new(main: &Path) -> Builder {
+        Builder {
+            conf: PluginsConf {
+                file: main.to_path_buf(),
+                sources: Vec::new(),
+                plugins: heapless::Vec::new(),
+            },
+            errors: Vec::new(),
+            plugin_lines: 0,
         }
     }
-    if errors.is_empty() {
-        Ok(conf)
-    } else {
-        Err(errors)
+
+    /// Records a file that was considered (for `check`'s listing).
+    pub fn source(&mut self, path: &Path, state: SourceState) {
+        self.conf.sources.push(Source {
+            path: path.to_path_buf(),
+            state,
+        });
+    }
+
+    /// Records a problem that is not about one line (an unreadable file).
+    pub fn error(&mut self, e: LineError) {
+        self.errors.push(e);
+    }
+
+    /// Adds the contents of `file`; relative paths resolve against its
+    /// directory, absolute ones under `root` when given (`--root`).
+    pub fn add(&mut self, file: &Path, bytes: &[u8], root: Option<&Path>) {
+        let abs = absolute(file);
+        let base = abs.parent().unwrap_or(Path::new("/")).to_path_buf();
+        self.add_with_base(file, &base, bytes, root);
+    }
+
+    fn add_with_base(&mut self, file: &Path, base: &Path, bytes: &[u8], root: Option<&Path>) {
+        self.source(file, SourceState::Loaded);
+        for (idx, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+            let line_no = idx + 1;
+            let err = |field: Option<usize>, reason: String| LineError {
+                file: file.to_path_buf(),
+                line: line_no,
+                field,
+                reason,
+            };
+            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+            let Ok(text) = std::str::from_utf8(raw) else {
+                self.errors.push(err(None, "not valid UTF-8".into()));
+                continue;
+            };
+            let trimmed = text.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            self.plugin_lines += 1;
+            match parse_line(trimmed, base, root) {
+                Ok(mut entry) => {
+                    entry.file = file.to_path_buf();
+                    entry.line = line_no;
+                    if let Some(first) = self.conf.plugins.iter().find(|p| p.name == entry.name) {
+                        let at = if first.file == entry.file {
+                            format!("line {}", first.line)
+                        } else {
+                            first.origin()
+                        };
+                        self.errors.push(err(
+                            Some(1),
+                            format!(
+                                "duplicate plugin name `{}` (first defined on {at}); names must be unique",
+                                entry.name
+                            ),
+                        ));
+                        continue;
+                    }
+                    if let Err(entry) = self.conf.plugins.push(entry) {
+                        self.errors.push(err(
+                            None,
+                            format!(
+                                "plugin `{}` is plugin number {}, but at most {MAX_PLUGINS} plugins are supported; remove or merge plugins",
+                                entry.name, self.plugin_lines
+                            ),
+                        ));
+                    }
+                }
+                Err(list) => self.errors.extend(list.into_iter().map(|(f, r)| err(f, r))),
+            }
+        }
+    }
+
+    /// The configuration, or every problem found.
+    pub fn finish(self) -> Result<PluginsConf, Vec<LineError>> {
+        if self.errors.is_empty() {
+            Ok(self.conf)
+        } else {
+            Err(self.errors)
+        }
     }
 }
 
 type FieldErrors = Vec<(Option<usize>, String)>;
 
 /// Parses one non-comment line; errors carry the field number.
-fn parse_line(text: &str, base: &Path) -> Result<PluginEntry, FieldErrors> {
+fn parse_line(text: &str, base: &Path, root: Option<&Path>) -> Result<PluginEntry, FieldErrors> {
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -265,7 +376,7 @@ fn parse_line(text: &str, base: &Path) -> Result<PluginEntry, FieldErrors> {
             ),
         ));
     }
-    let path = match check_path(2, &raw.path, base) {
+    let path = match check_path(2, &raw.path, base, root) {
         Ok(Some(p)) => Some(p),
         Ok(None) => {
             errs.push((Some(2), "empty; the plugin file is required".into()));
@@ -295,11 +406,11 @@ fn parse_line(text: &str, base: &Path) -> Result<PluginEntry, FieldErrors> {
             None
         }
     };
-    let config_path = check_path(5, raw.config_path.as_deref().unwrap_or(""), base)
+    let config_path = check_path(5, raw.config_path.as_deref().unwrap_or(""), base, root)
         .map_err(|e| errs.push(e))
         .ok()
         .flatten();
-    let venv_path = check_path(6, raw.venv_path.as_deref().unwrap_or(""), base)
+    let venv_path = check_path(6, raw.venv_path.as_deref().unwrap_or(""), base, root)
         .map_err(|e| errs.push(e))
         .ok()
         .flatten();
@@ -311,6 +422,7 @@ fn parse_line(text: &str, base: &Path) -> Result<PluginEntry, FieldErrors> {
     }
     match (path, enabled, kind) {
         (Some(path), Some(enabled), Some(kind)) if errs.is_empty() => Ok(PluginEntry {
+            file: PathBuf::new(),
             line: 0,
             name,
             path,
@@ -324,11 +436,14 @@ fn parse_line(text: &str, base: &Path) -> Result<PluginEntry, FieldErrors> {
 }
 
 /// An optional path field: empty is `None`; too long is an error; relative paths
-/// are resolved against `base`.
+/// are resolved against `base`, absolute ones under `root` when given (paths
+/// in the files are written as the target sees them; `--root` reads a staged
+/// image).
 fn check_path(
     field: usize,
     value: &str,
     base: &Path,
+    root: Option<&Path>,
 ) -> Result<Option<PathBuf>, (Option<usize>, String)> {
     if value.is_empty() {
         return Ok(None);
@@ -345,12 +460,24 @@ fn check_path(
     if value.contains('\0') {
         return Err((Some(field), "contains a NUL byte".into()));
     }
-    let resolved = normalize(&base.join(value));
+    let resolved = match root {
+        Some(root) if Path::new(value).is_absolute() => {
+            let target = normalize(Path::new(value));
+            let rel = target.strip_prefix("/").unwrap_or(&target);
+            normalize(&root.join(rel))
+        }
+        _ => normalize(&base.join(value)),
+    };
     if resolved.as_os_str().len() > MAX_PATH_LEN {
+        let hint = if root.is_some() {
+            "use a shorter --root"
+        } else {
+            "move plugins.conf closer to the files or use a shorter path"
+        };
         return Err((
             Some(field),
             format!(
-                "resolves to {} ({} bytes), at most {MAX_PATH_LEN} bytes are allowed; move plugins.conf closer to the files or use a shorter path",
+                "resolves to {} ({} bytes), at most {MAX_PATH_LEN} bytes are allowed; {hint}",
                 resolved.display(),
                 resolved.as_os_str().len()
             ),
@@ -361,7 +488,7 @@ fn check_path(
 
 /// `path` made absolute against the current directory (lexically, no symlinks
 /// resolved: on a firmware image the configured path is the one to report).
-fn absolute(path: &Path) -> PathBuf {
+pub fn absolute(path: &Path) -> PathBuf {
     if path.is_absolute() {
         normalize(path)
     } else {
@@ -376,8 +503,9 @@ fn normalize(path: &Path) -> PathBuf {
     for c in path.components() {
         match c {
             Component::CurDir => {}
+            // `/..` is `/`, as the kernel resolves it.
             Component::ParentDir => {
-                if !out.pop() {
+                if !out.pop() && !out.has_root() {
                     out.push("..");
                 }
             }
@@ -572,5 +700,9 @@ mod tests {
     fn parent_components_fold() {
         let c = parse_ok("a,../lib/a.py,1,0\n");
         assert_eq!(c.plugins[0].path, Path::new("/etc/lib/a.py"));
+        // Above the root is the root, as the kernel has it (this was `/../x`;
+        // seen while writing the fuzz targets' invariants).
+        let c = parse_ok("a,../../../x.py,1,0\n");
+        assert_eq!(c.plugins[0].path, Path::new("/x.py"));
     }
 }

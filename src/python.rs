@@ -24,6 +24,7 @@ use pyo3::types::{PyCapsule, PyDict, PyList};
 
 use crate::error::Error;
 use crate::image::{CAPSULE_NAME, RuntimeArgs};
+use crate::lifecycle::Call;
 use crate::venv::PyVersion;
 
 /// Python helpers the runtime calls. Plain functions over their arguments.
@@ -352,10 +353,10 @@ impl Interpreter {
     }
 
     /// Calls `module.func()` or `module.func(capsule)`.
-    pub fn call(&self, module: &Module, func: &str, arg: Option<&Capsule>) -> CallOutcome {
+    pub fn call(&self, module: &Module, func: Call, arg: Option<&Capsule>) -> CallOutcome {
         Python::attach(|py| {
             let m = module.module.bind(py);
-            let f = match m.getattr(func) {
+            let f = match m.getattr(func.name()) {
                 Ok(f) if f.is_callable() => f,
                 _ => return CallOutcome::Missing,
             };

@@ -7,7 +7,7 @@ use std::fmt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::config::{PluginEntry, PluginKind, PluginsConf};
+use crate::config::{PluginEntry, PluginKind, PluginsConf, SourceState};
 use crate::venv::{self, PyVersion, Venv};
 
 /// How Python plugins share interpreters.
@@ -60,6 +60,14 @@ impl Plugin {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("/"))
     }
+
+    /// Whether this plugin sees the system site-packages: a Python plugin
+    /// without a venv (OpenPLC's legacy case: "system Python") or a venv with
+    /// `include-system-site-packages = true`.
+    pub fn system_site(&self) -> bool {
+        self.entry.kind == PluginKind::Python
+            && self.venv.as_ref().is_none_or(|v| v.include_system_site)
+    }
 }
 
 /// What the runtime will load.
@@ -103,14 +111,10 @@ impl Plan {
         out
     }
 
-    /// Whether the system site-packages are visible: a Python plugin without a
-    /// venv (OpenPLC's legacy case: "system Python") or a venv with
-    /// `include-system-site-packages = true`.
+    /// Whether the system site-packages are visible to the shared
+    /// interpreter: whether any plugin sees them ([`Plugin::system_site`]).
     pub fn system_site(&self) -> bool {
-        self.plugins.iter().any(|p| {
-            p.entry.kind == PluginKind::Python
-                && p.venv.as_ref().is_none_or(|v| v.include_system_site)
-        })
+        self.plugins.iter().any(Plugin::system_site)
     }
 }
 
@@ -126,15 +130,18 @@ pub fn resolve(
 ) -> (Plan, Vec<String>) {
     let mut errors = Vec::new();
     let mut plugins = Vec::new();
-    let file = conf.file.display();
-    if euid == 0
-        && let Err(e) = trusted(&conf.file)
-    {
-        errors.push(format!("{file}: {e}"));
+    if euid == 0 {
+        for source in &conf.sources {
+            if source.state == SourceState::Loaded
+                && let Err(e) = trusted(&source.path)
+            {
+                errors.push(format!("{}: {e}", source.path.display()));
+            }
+        }
     }
     for entry in conf.enabled() {
         let name = entry.name.as_str();
-        let at = format!("{file}:{}", entry.line);
+        let at = entry.origin();
         let mut ok = true;
         match std::fs::metadata(&entry.path) {
             Ok(m) if m.is_file() => {

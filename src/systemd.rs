@@ -3,40 +3,118 @@
 //! healthy, so that a stalled scan loop or a hung plugin call gets the service
 //! restarted instead of kept alive by a timer.
 
+use std::cell::Cell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
 use libsystemd::daemon::{self, NotifyState};
 
+/// Notifications queued for the sender thread. libsystemd's `notify` is a
+/// blocking `sendmsg`: when nobody reads `$NOTIFY_SOCKET` the socket's queue
+/// fills and a direct call would stall the supervisor (and with it signal
+/// handling and the watchdog logic). A few seconds' worth of messages is
+/// plenty: the supervisor sends at most a handful per second.
+pub const NOTIFY_QUEUE: usize = 64;
+/// How long the last messages (STOPPING, the final STATUS) may take to leave
+/// when the runtime exits; a socket nobody reads must not hold up the exit.
+pub const NOTIFY_FLUSH: Duration = Duration::from_millis(500);
+
 /// Sends notifications when `$NOTIFY_SOCKET` is set (a path or an abstract
-/// `@name` socket); without it every call is a no-op.
+/// `@name` socket); without it every call is a no-op. Sending happens on a
+/// thread of its own, so a notify socket nobody reads never blocks the
+/// caller: messages beyond [`NOTIFY_QUEUE`] are dropped and counted.
 pub struct Notifier {
-    enabled: bool,
+    queue: Option<SyncSender<Vec<NotifyState>>>,
+    /// Messages queued and not yet handed to the socket.
+    pending: Arc<AtomicUsize>,
     last_status: String,
+    /// Messages dropped since the queue was last seen moving.
+    dropped: Cell<u64>,
 }
 
 impl Notifier {
     /// Reads `$NOTIFY_SOCKET` (the variable is left in place: worker processes
     /// must not inherit it, so they are started with a cleaned environment).
     pub fn from_env() -> Notifier {
-        let enabled = std::env::var_os("NOTIFY_SOCKET").is_some();
-        if !enabled {
+        if std::env::var_os("NOTIFY_SOCKET").is_none() {
             log::debug!(
                 "NOTIFY_SOCKET is not set: not started by systemd as Type=notify; no readiness or watchdog messages"
             );
+            return Notifier {
+                queue: None,
+                pending: Arc::default(),
+                last_status: String::new(),
+                dropped: Cell::new(0),
+            };
         }
+        let (tx, rx) = mpsc::sync_channel::<Vec<NotifyState>>(NOTIFY_QUEUE);
+        let pending = Arc::new(AtomicUsize::new(0));
+        let sent = Arc::clone(&pending);
+        let spawned = std::thread::Builder::new()
+            .name("sd-notify".into())
+            .spawn(move || {
+                for states in rx {
+                    if let Err(e) = daemon::notify(false, &states) {
+                        log::warn!("sd_notify to $NOTIFY_SOCKET failed: {e}");
+                    }
+                    sent.fetch_sub(1, Ordering::AcqRel);
+                }
+            });
+        let queue = match spawned {
+            Ok(_) => Some(tx),
+            Err(e) => {
+                log::error!(
+                    "cannot start the sd_notify thread: {e}; no readiness or watchdog messages"
+                );
+                None
+            }
+        };
         Notifier {
-            enabled,
+            queue,
+            pending,
             last_status: String::new(),
+            dropped: Cell::new(0),
         }
     }
 
+    /// Queues `states`; never blocks.
     fn send(&self, states: &[NotifyState]) {
-        if !self.enabled {
+        let Some(queue) = &self.queue else {
             return;
+        };
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        match queue.try_send(states.to_vec()) {
+            Ok(()) => {
+                if self.dropped.get() > 0 {
+                    log::info!(
+                        "sd_notify: $NOTIFY_SOCKET is read again; {} message(s) were dropped",
+                        self.dropped.get()
+                    );
+                    self.dropped.set(0);
+                }
+            }
+            Err(TrySendError::Full(_)) => {
+                self.pending.fetch_sub(1, Ordering::AcqRel);
+                if self.dropped.get() == 0 {
+                    log::error!(
+                        "sd_notify: nobody reads $NOTIFY_SOCKET ({NOTIFY_QUEUE} messages queued); dropping notifications so the runtime keeps running"
+                    );
+                }
+                self.dropped.set(self.dropped.get() + 1);
+            }
+            // The sender thread is gone (it only ends with the process).
+            Err(TrySendError::Disconnected(_)) => {
+                self.pending.fetch_sub(1, Ordering::AcqRel);
+            }
         }
-        if let Err(e) = daemon::notify(false, states) {
-            log::warn!("sd_notify to $NOTIFY_SOCKET failed: {e}");
-        }
+    }
+
+    /// Messages dropped because nobody reads `$NOTIFY_SOCKET` (since it was
+    /// last read).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.get()
     }
 
     /// `READY=1` with the current status line.
@@ -84,6 +162,17 @@ impl Notifier {
 
     fn watchdog(&self) {
         self.send(&[NotifyState::Watchdog]);
+    }
+}
+
+impl Drop for Notifier {
+    /// Gives the last messages [`NOTIFY_FLUSH`] to leave before the process
+    /// exits.
+    fn drop(&mut self) {
+        let end = Instant::now() + NOTIFY_FLUSH;
+        while self.pending.load(Ordering::Acquire) > 0 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 }
 

@@ -231,28 +231,34 @@ pub fn installed_distributions(site: &Path) -> std::io::Result<Vec<Distribution>
             continue;
         };
         let text = std::fs::read_to_string(&meta).unwrap_or_default();
-        let (mut name, mut version) = (None, None);
-        for line in text.lines() {
-            if line.is_empty() {
-                break; // end of the headers; the description follows
-            }
-            if let Some(v) = line.strip_prefix("Name:") {
-                name.get_or_insert_with(|| v.trim().to_string());
-            } else if let Some(v) = line.strip_prefix("Version:") {
-                version.get_or_insert_with(|| v.trim().to_string());
-            }
-        }
-        // Fall back to the directory name `name-version.dist-info`.
-        let (stem_name, stem_version) = stem.split_once('-').unwrap_or((stem, ""));
-        let name = name.unwrap_or_else(|| stem_name.to_string());
-        let version = version.unwrap_or_else(|| stem_version.to_string());
-        out.push(Distribution {
-            key: normalize_name(&name),
-            name,
-            version,
-        });
+        out.push(parse_metadata(stem, &text));
     }
     Ok(out)
+}
+
+/// A distribution from its metadata headers (`Name:`, `Version:` of a
+/// METADATA or PKG-INFO file), falling back to its directory's stem
+/// `name-version` when a header is missing.
+pub fn parse_metadata(stem: &str, text: &str) -> Distribution {
+    let (mut name, mut version) = (None, None);
+    for line in text.lines() {
+        if line.is_empty() {
+            break; // end of the headers; the description follows
+        }
+        if let Some(v) = line.strip_prefix("Name:") {
+            name.get_or_insert_with(|| v.trim().to_string());
+        } else if let Some(v) = line.strip_prefix("Version:") {
+            version.get_or_insert_with(|| v.trim().to_string());
+        }
+    }
+    let (stem_name, stem_version) = stem.split_once('-').unwrap_or((stem, ""));
+    let name = name.unwrap_or_else(|| stem_name.to_string());
+    let version = version.unwrap_or_else(|| stem_version.to_string());
+    Distribution {
+        key: normalize_name(&name),
+        name,
+        version,
+    }
 }
 
 /// Two plugins that would share one interpreter while carrying different
@@ -284,6 +290,115 @@ pub fn find_conflicts<'a>(plugins: impl IntoIterator<Item = (&'a str, &'a Venv)>
         }
     }
     out
+}
+
+/// The Python of a staged root filesystem (`check --root`): what its venvs
+/// must have been built for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootPython {
+    /// X.Y, from the stdlib directory `usr/lib/pythonX.Y`.
+    pub version: PyVersion,
+    /// The interpreter binary, as the root's path (`/usr/bin/python3.13`).
+    pub binary: Option<PathBuf>,
+    /// Its CPU, in Rust's `std::env::consts::ARCH` words; `None` when there
+    /// is no readable ELF binary.
+    pub arch: Option<String>,
+}
+
+impl fmt::Display for RootPython {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the root's Python is {}", self.version.short())?;
+        match (&self.binary, &self.arch) {
+            (Some(b), Some(a)) => write!(f, " ({}, {a})", b.display()),
+            (Some(b), None) => write!(f, " ({}, CPU unknown)", b.display()),
+            _ => write!(f, " (no interpreter binary found)"),
+        }
+    }
+}
+
+/// Most symlinks followed inside a staged root (a loop is an error, not a hang).
+const MAX_LINK_HOPS: usize = 16;
+
+/// Finds the Python of the root filesystem at `root`: the newest
+/// `usr/lib/python3.N` holding `os.py`, and its `usr/bin/python3.N`.
+pub fn root_python(root: &Path) -> Option<RootPython> {
+    let mut best: Option<u32> = None;
+    for lib in ["usr/lib", "usr/lib64"] {
+        let Ok(entries) = std::fs::read_dir(root.join(lib)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let Some(minor) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("python3."))
+                .and_then(|m| m.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if e.path().join("os.py").is_file() && best.is_none_or(|b| minor > b) {
+                best = Some(minor);
+            }
+        }
+    }
+    let minor = best?;
+    let version = PyVersion {
+        major: 3,
+        minor,
+        micro: 0,
+    };
+    let binary = PathBuf::from(format!("/usr/bin/python3.{minor}"));
+    let host = resolve_in_root(root, &binary);
+    let arch = host.as_deref().and_then(elf_arch);
+    Some(RootPython {
+        version,
+        binary: host.map(|_| binary),
+        arch,
+    })
+}
+
+/// `path` (as the root sees it) on this machine, symlinks followed inside
+/// `root` (an absolute link target means the root's path, not the host's).
+fn resolve_in_root(root: &Path, path: &Path) -> Option<PathBuf> {
+    let mut target = path.to_path_buf();
+    for _ in 0..MAX_LINK_HOPS {
+        let host = root.join(target.strip_prefix("/").unwrap_or(&target));
+        match std::fs::read_link(&host) {
+            Ok(next) if next.is_absolute() => target = next,
+            Ok(next) => target = target.parent().unwrap_or(Path::new("/")).join(next),
+            Err(_) => return host.is_file().then_some(host),
+        }
+    }
+    None
+}
+
+/// The CPU of an ELF file, in `std::env::consts::ARCH` words.
+pub fn elf_arch(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut head = [0u8; 20];
+    std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
+    if head[..4] != *b"\x7fELF" {
+        return None;
+    }
+    let machine = match head[5] {
+        1 => u16::from_le_bytes([head[18], head[19]]),
+        2 => u16::from_be_bytes([head[18], head[19]]),
+        _ => return None,
+    };
+    let is64 = head[4] == 2;
+    // e_machine values from the System V ABI registry.
+    let arch = match (machine, is64) {
+        (62, true) => "x86_64",
+        (3, false) => "x86",
+        (183, true) => "aarch64",
+        (40, false) => "arm",
+        (243, true) => "riscv64",
+        (8, _) => "mips",
+        (21, true) => "powerpc64",
+        (20, false) => "powerpc",
+        _ => return Some(format!("ELF machine {machine}")),
+    };
+    Some(arch.to_string())
 }
 
 #[cfg(test)]

@@ -33,7 +33,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::image::{self, Image};
+use crate::lifecycle::Call;
 use crate::python::{self, CallOutcome, Capsule};
+use crate::resolve::Plugin;
 
 /// First restart delay after a worker died; doubled per consecutive restart.
 pub const RESTART_BACKOFF_BASE: Duration = Duration::from_millis(250);
@@ -47,6 +49,8 @@ pub const HEALTHY_RUN: Duration = Duration::from_secs(60);
 /// How long a worker may take to exit after `cleanup` or after its control
 /// socket closed, before it is killed.
 pub const EXIT_BUDGET: Duration = Duration::from_secs(1);
+/// The result frame's name for the import, which is no lifecycle call.
+const IMPORT: &str = "import";
 /// Largest frame accepted (a traceback or a log record); larger ones mean the
 /// peer is broken.
 const MAX_FRAME: usize = 4 << 20;
@@ -119,6 +123,40 @@ pub struct Spec {
     pub buffer_size: usize,
     pub period_ns: u64,
     pub python_home: Option<PathBuf>,
+    /// The plugin's writable directory (`plugin_state`), passed in the
+    /// environment as `OPENPLC_PLUGIN_STATE_DIR`.
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Spec {
+    /// The worker of Python plugin `p` in callback slot `slot`, on an image of
+    /// `buffer_size` slots scanned every `period_ns`: the daemon's and
+    /// `check`'s workers are built alike.
+    pub fn for_plugin(
+        p: &Plugin,
+        slot: usize,
+        buffer_size: usize,
+        period_ns: u64,
+        python_home: Option<PathBuf>,
+    ) -> Spec {
+        Spec {
+            plugin: p.name().to_string(),
+            slot,
+            path: p.entry.path.clone(),
+            config_path: p.entry.config_path.clone(),
+            site_dirs: p
+                .venv
+                .as_ref()
+                .map(|v| v.site_dirs.clone())
+                .unwrap_or_default(),
+            system_site: p.system_site(),
+            buffer_size,
+            period_ns,
+            python_home,
+            // Set by the supervisor; `check` imports and writes nothing.
+            state_dir: None,
+        }
+    }
 }
 
 /// The supervisor's handle on a worker process.
@@ -168,6 +206,10 @@ impl Worker {
         if let Some(h) = &spec.python_home {
             cmd.arg("--python-home").arg(h);
         }
+        match &spec.state_dir {
+            Some(d) => cmd.env(crate::plugin_state::ENV_VAR, d),
+            None => cmd.env_remove(crate::plugin_state::ENV_VAR),
+        };
         // Only the supervisor talks to systemd (NotifyAccess=main).
         cmd.env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
@@ -218,9 +260,15 @@ impl Worker {
         })
     }
 
-    /// Waits for the result of `func` (the worker sends `import` by itself).
-    /// A worker that dies first yields a `Raised` naming that.
-    pub fn result(&self, func: &str) -> CallOutcome {
+    /// Waits for the result of the import, which the worker reports by itself
+    /// once it started: `Missing` when the module has no `init`.
+    pub fn import_result(&self) -> CallOutcome {
+        self.result(IMPORT)
+    }
+
+    /// Waits for the result of `func`. A worker that dies first yields a
+    /// `Raised` naming that.
+    fn result(&self, func: &str) -> CallOutcome {
         let rx = self.results.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             match rx.recv() {
@@ -237,13 +285,13 @@ impl Worker {
     }
 
     /// Forwards a lifecycle call and waits for its result.
-    pub fn call(&self, func: &str) -> CallOutcome {
-        if func == "cleanup" {
+    pub fn call(&self, func: Call) -> CallOutcome {
+        if func == Call::Cleanup {
             self.exit_expected.store(true, Ordering::SeqCst);
         }
         let sent = {
             let mut ctl = self.ctl.lock().unwrap_or_else(|e| e.into_inner());
-            write_frame(&mut *ctl, b'C', func.as_bytes())
+            write_frame(&mut *ctl, b'C', func.name().as_bytes())
         };
         if sent.is_err() {
             return CallOutcome::Raised(format!(
@@ -251,7 +299,7 @@ impl Worker {
                 self.pid
             ));
         }
-        self.result(func)
+        self.result(func.name())
     }
 
     /// Whether the worker was told to finish (its exit is no crash).
@@ -291,6 +339,14 @@ impl Worker {
     }
 }
 
+/// "SIGSEGV (11)", or "signal 42" for one without a name.
+fn signal_name(sig: i32) -> String {
+    match signal_hook::low_level::signal_name(sig) {
+        Some(name) => format!("{name} ({sig})"),
+        None => format!("signal {sig}"),
+    }
+}
+
 /// "exited with code 1" / "killed by SIGSEGV (11)".
 pub fn describe_exit(status: Option<ExitStatus>) -> String {
     match status {
@@ -299,7 +355,7 @@ pub fn describe_exit(status: Option<ExitStatus>) -> String {
             (Some(c), _) => format!("exited with code {c}"),
             (None, Some(s)) => format!(
                 "killed by {}{}",
-                crate::sys::signal_name(s),
+                signal_name(s),
                 if st.core_dumped() {
                     ", core dumped"
                 } else {
@@ -351,6 +407,7 @@ fn parse_args(args: Vec<OsString>) -> Result<(Spec, RawFd, RawFd), Error> {
         buffer_size: image::DEFAULT_BUFFER_SIZE,
         period_ns: 0,
         python_home: None,
+        state_dir: std::env::var_os(crate::plugin_state::ENV_VAR).map(PathBuf::from),
     };
     let (mut image_fd, mut control_fd) = (-1, -1);
     let bad = |m: String| {
@@ -407,7 +464,7 @@ pub fn worker_main(args: Vec<OsString>) -> Result<(), Error> {
     let _ = log::set_logger(logger);
     log::set_max_level(log::LevelFilter::Debug);
     let stop_ctl = Mutex::new(ctl.try_clone().map_err(|e| Error::Os(e.to_string()))?);
-    crate::signals::forward_stop_requests(Box::new(move || {
+    image::on_stop_request(Box::new(move || {
         let mut c = stop_ctl.lock().unwrap_or_else(|e| e.into_inner());
         let _ = write_frame(&mut *c, b'S', b"");
     }));
@@ -432,26 +489,31 @@ pub fn worker_main(args: Vec<OsString>) -> Result<(), Error> {
             } else {
                 CallOutcome::Missing
             };
-            send(&mut out, "import", &o);
+            send(&mut out, IMPORT, &o);
             m
         }
         Err(tb) => {
-            send(&mut out, "import", &CallOutcome::Raised(tb));
+            send(&mut out, IMPORT, &CallOutcome::Raised(tb));
             return Ok(());
         }
     };
-    let capsule =
-        Capsule::new(img.runtime_args(spec.slot, spec.config_path.as_deref(), spec.period_ns))
-            .map_err(Error::Python)?;
+    let mut args = img.runtime_args(spec.slot, spec.config_path.as_deref(), spec.period_ns);
+    crate::plugin_state::fill(&mut args, spec.state_dir.as_deref());
+    let capsule = Capsule::new(args).map_err(Error::Python)?;
     let mut reader = ctl;
     while let Ok(Some((kind, payload))) = read_frame(&mut reader) {
         if kind != b'C' {
             continue;
         }
-        let func = String::from_utf8_lossy(&payload).into_owned();
-        let outcome = interp.call(&module, &func, (func == "init").then_some(&capsule));
-        send(&mut out, &func, &outcome);
-        if func == "cleanup" {
+        let name = String::from_utf8_lossy(&payload);
+        let Some(func) = Call::from_name(&name) else {
+            // Not a lifecycle function: nothing of the plugin is called.
+            send(&mut out, &name, &CallOutcome::Missing);
+            continue;
+        };
+        let outcome = interp.call(&module, func, (func == Call::Init).then_some(&capsule));
+        send(&mut out, func.name(), &outcome);
+        if func == Call::Cleanup {
             break;
         }
     }

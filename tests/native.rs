@@ -162,6 +162,69 @@ fn the_c_example_drives_outputs_that_a_python_plugin_reads() {
     }
 }
 
+/// OpenPLC's debugger callbacks from a native plugin on the scan thread, with
+/// the Python plugins in worker processes (the same shared image): it reads
+/// what one journaled and writes what another then reads; its capsule names
+/// its writable state directory.
+#[test]
+fn a_native_plugin_reads_and_writes_through_the_debugger_callbacks() {
+    let dir = TempDir::new("native-debugger");
+    let state = dir.join("state");
+    let so = build_native(&fixture("debugger.c"), &dir.join("debugger.so"), &[]);
+    let rec = dir.join("record.log");
+    let conf = write_conf(
+        dir.path(),
+        &[
+            native_line("debugger", &so, Some(&rec)),
+            probe(
+                &dir,
+                "w",
+                "\"journal_int\": [[5, 0, 4242]], \"watch_int\": [\"int_output\", 2, 1337], \"watch_timeout_s\": 60",
+            ),
+            probe(
+                &dir,
+                "x",
+                "\"watch_int\": [\"bool_output\", 1, 1, 1], \"watch_timeout_s\": 60",
+            ),
+        ],
+    );
+    let mut rt = Runtime::start_with(
+        &conf,
+        &["--scan-period", "5ms", "--isolation", "process"],
+        |cmd| {
+            cmd.env("STATE_DIRECTORY", &state);
+        },
+    );
+    rt.wait_log(
+        "running: 3 plugin(s) running, 0 failed",
+        Duration::from_secs(30),
+    );
+    wait_record(
+        dir.path(),
+        "w:saw int_output[2]=1337",
+        Duration::from_secs(60),
+    );
+    wait_record(
+        dir.path(),
+        "x:saw bool_output[1.1]=1",
+        Duration::from_secs(60),
+    );
+    rt.stop_ok();
+    let dbg = events(dir.path(), "debugger");
+    let want_state = format!("state_dir={}", state.join("plugins/debugger").display());
+    assert_eq!(
+        dbg,
+        [
+            "arrays 14 sizes 2 1 0",
+            want_state.as_str(),
+            "read IW0=4242",
+            "write QW2 0x7e QX1.1 0x7e short 0x82",
+        ],
+        "{}",
+        rt.log_text()
+    );
+}
+
 #[test]
 fn load_and_init_failures_name_the_plugin_and_the_others_keep_running() {
     let dir = TempDir::new("native-fail");
@@ -240,19 +303,20 @@ fn check_loads_native_plugins_without_calling_them() {
     let (code, out, err) = runtime(&["check"], &conf);
     assert_eq!(code, 78, "{out}\n{err}");
     let lines: Vec<&str> = out.lines().collect();
+    let file = conf.display();
+    // Each listed plugin ends with where it is defined.
     assert!(
         lines.contains(
-            &"good: ok (native, init, start_loop, stop_loop, cycle_start, cycle_end, cleanup)"
+            &format!("good: ok (native, init, start_loop, stop_loop, cycle_start, cycle_end, cleanup), {file}:1").as_str()
         ),
         "{out}"
     );
-    for name in ["noinit", "unresolved", "missing"] {
+    for (line, name) in ["noinit", "unresolved", "missing"].iter().enumerate() {
         assert!(
-            lines.contains(&format!("{name}: error (see below)").as_str()),
+            lines.contains(&format!("{name}: error (see below), {file}:{}", line + 2).as_str()),
             "{out}"
         );
     }
-    let file = conf.display();
     for needle in [
         format!(
             "{file}:2: plugin `noinit`: {} has no init symbol",

@@ -590,3 +590,30 @@ fn the_unit_passes_systemd_analyze_verify() {
         assert!(unit.contains(line), "{line}");
     }
 }
+
+/// A `$NOTIFY_SOCKET` nobody reads (its queue full) must not stall the
+/// supervisor: messages are dropped and counted, reload and stop still work.
+#[test]
+fn a_notify_socket_nobody_reads_never_blocks_the_supervisor() {
+    let dir = TempDir::new("deafnotify");
+    let path = dir.join("deaf.sock");
+    // Bound but never read: after the kernel's queue fills, sendmsg blocks.
+    let _deaf = UnixDatagram::bind(&path).unwrap();
+    let conf = write_conf(dir.path(), &[probe(&dir, "p", "")]);
+    // A 20 ms watchdog: a ping every 10 ms fills any queue within seconds.
+    let mut rt = start_notified(&conf, path.to_str().unwrap(), Some(20_000));
+    rt.wait_log("nobody reads $NOTIFY_SOCKET", Duration::from_secs(30));
+    rt.signal(SIGHUP);
+    rt.wait_log("reload ok: 0 started, 0 stopped", Duration::from_secs(10));
+    rt.signal(SIGTERM);
+    assert_eq!(
+        rt.wait_exit(Duration::from_secs(10)),
+        0,
+        "{}",
+        rt.log_text()
+    );
+    assert_eq!(
+        lifecycle(dir.path()),
+        ["p:init", "p:start_loop", "p:stop_loop", "p:cleanup"]
+    );
+}

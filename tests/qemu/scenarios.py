@@ -311,7 +311,7 @@ def capsule_and_order(s):
     check(s.lifecycle() == want, "lifecycle %r" % s.lifecycle(), s.log())
     check(not s.events("d"), "disabled plugin ran: %r" % s.record())
     size = s.spec["capsule_size"]
-    cap = ("capsule buffer_size=1024 bits=8 tick=5000000 ext=(1, %d) magic=0x4f504c43 size=%d "
+    cap = ("capsule buffer_size=1024 bits=8 tick=5000000 ext=(2, %d) magic=0x4f504c43 size=%d "
            "name=openplc_plugin_a" % (size, size))
     check(s.events("a")[0] == cap, "capsule %r, want %r" % (s.events("a")[0], cap))
     return "order ok; " + cap
@@ -606,7 +606,8 @@ def native_order(s):
     conf = s.conf([s.probe("a"), native_line("n", so, s.record_path), s.probe("b")])
     code, out, err = s.run(["check", "--config", conf])
     check(code == 0, "check: exit %d\n%s%s" % (code, out, err))
-    check("n: ok (native, init, start_loop, stop_loop, cycle_start, cycle_end, cleanup)"
+    # `check` names the line each plugin came from (plugins.conf or a drop-in).
+    check("n: ok (native, init, start_loop, stop_loop, cycle_start, cycle_end, cleanup), %s:2" % conf
           in out.splitlines(), "check:\n%s" % out)
     check(not s.record(), "check called into a plugin: %r" % s.record())
     s.start(conf, ["--scan-period", "2ms"])

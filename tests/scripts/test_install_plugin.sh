@@ -102,6 +102,28 @@ equals "two installs are identical" "$repro_a" "$(owned "$tmp/repro-b")"
 contains "the comparison covered the factory data" "$repro_a" "usr/share/openplc/factory/logger/certs/trusted.txt 644 1700000000"
 unset SOURCE_DATE_EPOCH
 
+# What the script staged is what the runtime loads: `check --root` reads the
+# drop-in, resolves its absolute paths under the staged root, opens the venv
+# and imports the plugin.
+runtime_bin=$project/target/debug/openplc-runtime
+if [[ -x $runtime_bin ]]; then
+    mini=$tmp/mini-src
+    mkdir -p "$mini"
+    printf 'def init(args):\n    pass\n' >"$mini/plugin.py"
+    staged=$tmp/staged
+    "$install" --destdir "$staged" --name mini --source "$mini" --entry plugin.py --venv --order 30 >/dev/null
+    python3 -m venv --without-pip "$staged/usr/lib/openplc/venvs/mini"
+    run "$runtime_bin" check --root "$staged"
+    expect_rc "openplc-runtime check --root accepts the staged plugin" 0
+    contains "check lists it with its drop-in as origin" "$out" \
+        "mini: ok (python, venv $staged/usr/lib/openplc/venvs/mini (0 distributions), imports, has init), $staged/usr/lib/openplc/plugins.conf.d/30-mini.conf:6"
+    contains "check says the main plugins.conf is absent" "$out" "source: $staged/etc/openplc/plugins.conf: absent"
+elif [[ -n ${CI-} ]]; then
+    not_ok "the runtime binary $runtime_bin is needed (cargo build)"
+else
+    skip "no $runtime_bin (cargo build): check --root of the staged plugin not run"
+fi
+
 # Refusals: one line, naming what is wrong, nothing installed.
 refuse() {
     local description=$1 needle=$2

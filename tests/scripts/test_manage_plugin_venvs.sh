@@ -168,6 +168,21 @@ expect_rc "create via plugins.conf (legacy 4-field CRLF line): exit 0" 0
 equals "requirements found next to the plugin file of the conf line" "$(installed "$tmp/vv/odd")" "1.0"
 equals "printed line keeps the fields and adds the venv relative to the conf" \
     "$out" "odd,../drivers/odd_dir/main.py,1,0,,$(realpath --relative-to="$proj/etc" "$tmp/vv/odd")"
+# The same, written as a drop-in: paths absolute (a drop-in's relative paths
+# would be relative to its own directory), plugins.conf left alone.
+mkdir -p "$tmp/conf.d"
+conf_before=$(md5sum <"$proj/etc/plugins.conf")
+run "$m" --config etc/plugins.conf --venvs-dir "$tmp/vv" create odd --dropin "$tmp/conf.d"
+expect_rc "create --dropin: exit 0" 0
+equals "the drop-in holds the line with absolute paths" "$(grep -v '^#' "$tmp/conf.d/50-odd.conf")" \
+    "odd,$proj/drivers/odd_dir/main.py,1,0,,$tmp/vv/odd"
+contains "create --dropin says where it wrote" "$err" "wrote $tmp/conf.d/50-odd.conf"
+equals "create --dropin leaves plugins.conf alone" "$(md5sum <"$proj/etc/plugins.conf")" "$conf_before"
+run "$m" --config etc/plugins.conf --venvs-dir "$tmp/vv" create odd --dropin "$tmp/no-such-dir"
+expect_rc "create --dropin to a missing directory: 3" 3
+one_line_error "missing drop-in directory: one line"
+run "$m" info odd --dropin "$tmp/conf.d"
+expect_rc "--dropin with info: 2" 2
 OPENPLC_CONFIG=$proj/etc/plugins.conf OPENPLC_VENVS_DIR=$tmp/vv run "$m" info odd
 expect_rc "OPENPLC_CONFIG and OPENPLC_VENVS_DIR are honoured (info: exit 0)" 0
 contains "info shows the plugins.conf line" "$out" "plugins.conf:   $proj/etc/plugins.conf:4: odd,"
