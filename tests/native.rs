@@ -383,3 +383,19 @@ fn an_overrunning_hook_shows_in_the_log_and_in_status() {
     );
     rt.stop_ok();
 }
+
+/// A native plugin runs in the runtime's own process: its segfault ends the
+/// process (by SIGSEGV, not a hang), and systemd's Restart=on-failure, bounded
+/// by StartLimitBurst, takes over. Containment is what process isolation is
+/// for (Python plugins).
+#[test]
+fn a_segfaulting_native_plugin_ends_the_process_by_its_signal() {
+    let dir = TempDir::new("native-segv");
+    let segv = build_native(&fixture("segv.c"), &dir.join("segv.so"), &[]);
+    let conf = write_conf(dir.path(), &[native_line("segv", &segv, None)]);
+    let mut rt = Runtime::start(&conf, &["--log-target", "stderr"]);
+    rt.wait_exit(Duration::from_secs(30));
+    let status = rt.child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGSEGV), "{}", rt.log_text());
+}

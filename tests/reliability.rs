@@ -290,3 +290,45 @@ fn a_worker_logging_from_many_threads_while_results_flow_is_never_taken_for_dead
         ]
     );
 }
+
+#[test]
+fn sigterm_during_start_up_lets_the_running_init_finish_then_stops_in_order() {
+    let dir = TempDir::new("termstart");
+    let line = |id: &str, extra: &str| {
+        conf_line(
+            id,
+            &fixture_plugin("probe"),
+            Some(&probe_config(dir.path(), id, extra)),
+            None,
+        )
+    };
+    let conf = write_conf(
+        dir.path(),
+        &[
+            line("a", ""),
+            line("slow", "\"slow_in\": [\"init\", 1.5]"),
+            line("c", ""),
+        ],
+    );
+    let mut rt = Runtime::start(&conf, &["--log-target", "stderr"]);
+    let end = Instant::now() + Duration::from_secs(30);
+    while !record(dir.path()).contains(&"slow:init".to_string()) {
+        assert!(Instant::now() < end, "slow never reached init");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    rt.signal(libc::SIGTERM);
+    assert_eq!(
+        rt.wait_exit(Duration::from_secs(30)),
+        0,
+        "{}",
+        rt.log_text()
+    );
+    // slow's init ran to its end; nothing started; what was initialised is
+    // cleaned up in reverse order; c was never touched.
+    assert_eq!(
+        lifecycle(dir.path()),
+        ["a:init", "slow:init", "slow:cleanup", "a:cleanup"],
+        "{}",
+        rt.log_text()
+    );
+}

@@ -134,6 +134,11 @@ impl Supervisor {
         let signals = Signals::install()
             .map_err(|e| Error::Os(format!("cannot install signal handlers: {e}")))?;
         let image = image::install(opts.buffer_size).map_err(Error::Os)?;
+        if !image.lock_inherits_priority() {
+            log::warn!(
+                "image lock: this system has no priority-inheriting futexes (qemu-user, some kernels); a plugin holding the lock is not boosted to the scan thread's priority"
+            );
+        }
         // A plugin's request_plc_stop wakes this loop for an ordered stop.
         image::on_stop_request(Box::new(crate::signals::request_stop));
         // Shared mode: one interpreter here for every Python plugin. Process mode:
@@ -296,14 +301,16 @@ impl Supervisor {
         };
         let q = |x: f64| stats.lateness_quantile_ns(x).unwrap_or(0) / 1000;
         log::info!(
-            "stopped: {} scan cycles, {} overrun(s), lateness p50 <= {} us, p99 <= {} us, max {} us; {} journal write(s) applied, {} dropped",
+            "stopped: {} scan cycles, {} overrun(s), lateness p50 <= {} us, p99 <= {} us, max {} us; {} journal write(s) applied, {} dropped, {} lost; {} cycle(s) skipped on a held image lock",
             report.cycles,
             report.overruns,
             q(0.5),
             q(0.99),
             stats.lateness_max_ns.load(Ordering::Relaxed) / 1000,
             report.journal_applied,
-            report.journal_overflows
+            report.journal_overflows,
+            image.journal_lost(),
+            stats.skipped.load(Ordering::Relaxed)
         );
         // The interpreter is not finalised: plugin threads that were not joined
         // would block Py_FinalizeEx; the process exits with them.
