@@ -574,13 +574,19 @@ def proc_orphans(s):
     s.child.kill()  # SIGKILL: the supervisor (the qemu process) gets no say
     s.child.wait()
     # How they died, when seen as zombies before their new parent reaps them:
-    # SIGKILL is PR_SET_PDEATHSIG's; an exit (no signal) would mean the
-    # worker only noticed its closed control socket.
+    # SIGKILL is PR_SET_PDEATHSIG's; a clean exit means the worker saw its
+    # control socket close first. The kernel closes a dying process's files
+    # before it signals the children of its threads, so under qemu-user (a
+    # slower teardown of many host threads) either may come first; both leave
+    # no worker behind, which is the promise. Anything else is a failure.
     how = wait_gone(s, pids)
-    check(all(sig == signal.SIGKILL for sig in how.values()),
-          "workers ended by %r (0: exited), not SIGKILL (PR_SET_PDEATHSIG)" % how, s.log())
-    return "kill -9 of the supervisor: workers %r gone; %d of them seen dead: killed by SIGKILL " \
-        "(PR_SET_PDEATHSIG)" % (pids, len(how))
+    check(all(sig in (signal.SIGKILL, 0) for sig in how.values()),
+          "workers ended by %r (0: exited), neither SIGKILL (PR_SET_PDEATHSIG) nor the "
+          "exit on a closed control socket" % how, s.log())
+    killed = sum(1 for sig in how.values() if sig == signal.SIGKILL)
+    return "kill -9 of the supervisor: workers %r gone; of %d seen dead, %d by SIGKILL " \
+        "(PR_SET_PDEATHSIG), %d exited on the closed control socket" % (
+            pids, len(how), killed, len(how) - killed)
 
 
 # ---- native plugins (tests/native.rs), built with the cross compiler.
