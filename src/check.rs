@@ -14,10 +14,10 @@ use crate::dropins;
 use crate::error::Error;
 use crate::image::{self, Image};
 use crate::native;
+use crate::options::Options;
 use crate::python;
 use crate::resolve;
 use crate::resolve::Plugin;
-use crate::supervisor::Options;
 use crate::venv::{self, PyVersion};
 use crate::worker::{self, Worker};
 
@@ -185,21 +185,13 @@ fn root_python_note(root: &Path, embedded: PyVersion) -> (PyVersion, bool, Optio
 /// Imports `p` in a worker process (process isolation), as the daemon would:
 /// `Ok(has_init)` or the traceback.
 fn import_in_worker(p: &Plugin, image: &'static Image, opts: &Options) -> Result<bool, String> {
-    let spec = worker::Spec {
-        plugin: p.name().to_string(),
-        slot: 0,
-        path: p.entry.path.clone(),
-        config_path: p.entry.config_path.clone(),
-        site_dirs: p
-            .venv
-            .as_ref()
-            .map(|v| v.site_dirs.clone())
-            .unwrap_or_default(),
-        system_site: p.venv.as_ref().is_none_or(|v| v.include_system_site),
-        buffer_size: image.buffer_size(),
-        period_ns: u64::try_from(opts.scan_period.as_nanos()).unwrap_or(u64::MAX),
-        python_home: opts.python_home.clone(),
-    };
+    let spec = worker::Spec::for_plugin(
+        p,
+        0,
+        image.buffer_size(),
+        u64::try_from(opts.scan_period.as_nanos()).unwrap_or(u64::MAX),
+        opts.python_home.clone(),
+    );
     let (exits, _) = std::sync::mpsc::channel();
     let w = std::sync::Arc::new(
         Worker::spawn(&spec, image, exits)
@@ -208,9 +200,9 @@ fn import_in_worker(p: &Plugin, image: &'static Image, opts: &Options) -> Result
     let (tx, rx) = std::sync::mpsc::channel();
     let waiter = std::sync::Arc::clone(&w);
     std::thread::spawn(move || {
-        let _ = tx.send(waiter.result("import"));
+        let _ = tx.send(waiter.import_result());
     });
-    let budget: Duration = crate::supervisor::INIT_BUDGET;
+    let budget: Duration = crate::lifecycle::INIT_BUDGET;
     let outcome = rx.recv_timeout(budget);
     w.kill();
     w.reap(worker::EXIT_BUDGET);

@@ -7,9 +7,9 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::image::MAX_BUFFER_SIZE;
 use crate::logging::{self, Target};
+use crate::options::Options;
 use crate::resolve::Isolation;
 use crate::scan::{MAX_PERIOD, MIN_PERIOD};
-use crate::supervisor::Options;
 
 /// Usage text (`--help`).
 pub const HELP: &str = "\

@@ -503,8 +503,9 @@ fn normalize(path: &Path) -> PathBuf {
     for c in path.components() {
         match c {
             Component::CurDir => {}
+            // `/..` is `/`, as the kernel resolves it.
             Component::ParentDir => {
-                if !out.pop() {
+                if !out.pop() && !out.has_root() {
                     out.push("..");
                 }
             }
@@ -699,5 +700,9 @@ mod tests {
     fn parent_components_fold() {
         let c = parse_ok("a,../lib/a.py,1,0\n");
         assert_eq!(c.plugins[0].path, Path::new("/etc/lib/a.py"));
+        // Above the root is the root, as the kernel has it (this was `/../x`;
+        // seen while writing the fuzz targets' invariants).
+        let c = parse_ok("a,../../../x.py,1,0\n");
+        assert_eq!(c.plugins[0].path, Path::new("/x.py"));
     }
 }

@@ -1,25 +1,41 @@
 //! openplc-runtime: runs OpenPLC-style plugins, each Python plugin with its own
 //! venv, for read-only firmware images supervised by systemd.
 //!
-//! Where to look: `config` (plugins.conf), `dropins` (plugins.conf.d
-//! directories: precedence, masking, `--root`), `venv` (pyvenv.cfg, site-packages,
-//! installed distributions), `resolve` (conf + venvs → a checked plan), `python`
-//! (the embedded interpreter; all pyo3 code), `image` (the OpenPLC I/O image, the
-//! capsule struct, the journal; all C-ABI code), `native` (type 1 plugins:
-//! dlopen, their lifecycle calls and cycle hooks), `scan` (the scan thread),
-//! `supervisor` (start-up, lifecycle, reload, shutdown), `systemd` (notify,
-//! watchdog), `check`, `signals`, `logging` (journal, syslog, stderr),
-//! `sys` (the few libc calls), `cli`, `alloc_probe` (zero-allocation proof).
+//! Where to look, from the ground up (a module uses only those above it in
+//! this list):
+//! - `error`, `sys` (the few libc calls), `logging` (journal, syslog,
+//!   stderr), `alloc_probe` (zero-allocation proof);
+//! - `config` (plugins.conf), `dropins` (the plugins.conf.d directories:
+//!   precedence, masking, `--root`), `venv` (pyvenv.cfg, site-packages,
+//!   installed distributions), `lifecycle` (a plugin's lifecycle calls and their time
+//!   budgets);
+//! - `resolve` (conf + venvs → a checked plan), `image` (the OpenPLC I/O
+//!   image: mapping, lock, journal, the runtime-args struct and its
+//!   callbacks; all C-ABI code), `plugin_state` (each plugin's writable
+//!   directory), `signals` (what wakes the supervisor),
+//!   `systemd` (notify, watchdog);
+//! - `debugger` (OpenPLC's `debug_*` callbacks over the image), `python`
+//!   (the embedded interpreter; all pyo3 code), `native` (type 1
+//!   plugins: dlopen, their lifecycle calls and cycle hooks);
+//! - `worker` (process isolation: a plugin in a process of its own), `scan`
+//!   (the scan thread);
+//! - `options` (the settings of `run` and `check`);
+//! - `supervisor` (start-up, plugin states and steps, restarts, reload,
+//!   status, shutdown), `check`, `cli`.
 
 pub mod alloc_probe;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod debugger;
 pub mod dropins;
 pub mod error;
 pub mod image;
+pub mod lifecycle;
 pub mod logging;
 pub mod native;
+pub mod options;
+pub mod plugin_state;
 pub mod python;
 pub mod resolve;
 pub mod scan;

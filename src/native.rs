@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::MAX_PLUGINS;
 use crate::image::RuntimeArgs;
+use crate::lifecycle::Call;
 use crate::sys::monotonic_ns;
 
 /// `int init(void *args)`.
@@ -173,9 +174,8 @@ pub struct NativePlugin {
     slot: usize,
     lib: Library,
     syms: Symbols,
-    /// From `Box::leak`: the plugin may keep and even write through the
-    /// pointer, so no Rust reference to it exists after `load`. Freed by
-    /// `unload`, after `cleanup` returned.
+    /// From `Image::runtime_args`: never freed, since the plugin may keep
+    /// and even write through the pointer; no Rust reference to it exists.
     args: NonNull<RuntimeArgs>,
 }
 
@@ -185,14 +185,14 @@ pub struct NativePlugin {
 unsafe impl Send for NativePlugin {}
 
 /// `args` on its way to the thread that loads the plugin.
-struct SendArgs(Box<RuntimeArgs>);
+struct SendArgs(NonNull<RuntimeArgs>);
 
 // SAFETY: as for `NativePlugin`: the struct points into the process-global
 // image and at thread-safe `extern "C"` callbacks.
 unsafe impl Send for SendArgs {}
 
 impl SendArgs {
-    fn into_inner(self) -> Box<RuntimeArgs> {
+    fn into_inner(self) -> NonNull<RuntimeArgs> {
         self.0
     }
 }
@@ -203,7 +203,7 @@ impl SendArgs {
 pub fn loader(
     slot: usize,
     path: PathBuf,
-    args: Box<RuntimeArgs>,
+    args: NonNull<RuntimeArgs>,
 ) -> impl FnOnce() -> Result<NativePlugin, String> + Send + 'static {
     let args = SendArgs(args);
     // `args.into_inner()`, not a pattern: the closure must capture the whole
@@ -214,14 +214,18 @@ pub fn loader(
 impl NativePlugin {
     /// Loads the plugin of callback slot `slot` (its index in the plan, the
     /// one `args` was made for).
-    pub fn load(slot: usize, path: &Path, args: Box<RuntimeArgs>) -> Result<NativePlugin, String> {
+    pub fn load(
+        slot: usize,
+        path: &Path,
+        args: NonNull<RuntimeArgs>,
+    ) -> Result<NativePlugin, String> {
         let lib = Library::open(path)?;
         match Symbols::find(&lib, path) {
             Ok(syms) => Ok(NativePlugin {
                 slot,
                 lib,
                 syms,
-                args: NonNull::from(Box::leak(args)),
+                args,
             }),
             Err(e) => {
                 lib.close();
@@ -237,26 +241,22 @@ impl NativePlugin {
 
     /// A lifecycle call (`init`, `start_loop`, `stop_loop` or `cleanup`) that
     /// can run on another thread. Valid while the plugin is loaded.
-    pub fn call(&self, func: &str) -> NativeCall {
+    pub fn call(&self, call: Call) -> NativeCall {
         let s = &self.syms;
-        NativeCall(match func {
-            "init" => Call::Init(s.init, ArgsPtr(self.args.as_ptr().cast())),
-            "start_loop" => s.start_loop.map_or(Call::Missing, Call::StartLoop),
-            "stop_loop" => s.stop_loop.map_or(Call::Missing, Call::Void),
-            "cleanup" => s.cleanup.map_or(Call::Missing, Call::Void),
-            _ => Call::Missing,
+        NativeCall(match call {
+            Call::Init => Target::Init(s.init, ArgsPtr(self.args.as_ptr().cast())),
+            Call::StartLoop => s.start_loop.map_or(Target::Missing, Target::StartLoop),
+            Call::StopLoop => s.stop_loop.map_or(Target::Missing, Target::Void),
+            Call::Cleanup => s.cleanup.map_or(Target::Missing, Target::Void),
         })
     }
 
-    /// Closes the library and frees the args struct. Only after `cleanup`
-    /// returned, with the plugin's hooks removed from [`CycleHooks`] and no
-    /// call of it still running; a plugin that is stuck is never unloaded.
+    /// Closes the library. Only after `cleanup` returned, with the plugin's
+    /// hooks removed from [`CycleHooks`] and no call of it still running; a
+    /// plugin that is stuck is never unloaded. The args struct stays (see
+    /// `Image::runtime_args`).
     pub fn unload(self) {
         self.lib.close();
-        // SAFETY: `args` came from `Box::leak` in `load` and is freed once
-        // (`self` is consumed); the plugin's contract (OpenPLC's) ends its use
-        // of the struct when `cleanup` returns.
-        drop(unsafe { Box::from_raw(self.args.as_ptr()) });
     }
 }
 
@@ -267,7 +267,8 @@ struct ArgsPtr(*mut c_void);
 // call (see `NativePlugin::args`); C code may use it from any thread.
 unsafe impl Send for ArgsPtr {}
 
-enum Call {
+/// The function a [`NativeCall`] runs, with its argument.
+enum Target {
     Init(InitFn, ArgsPtr),
     StartLoop(StartLoopFn),
     Void(VoidFn),
@@ -275,7 +276,7 @@ enum Call {
 }
 
 /// A lifecycle call of a native plugin, ready to run on any thread.
-pub struct NativeCall(Call);
+pub struct NativeCall(Target);
 
 /// How a native lifecycle call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,23 +294,23 @@ impl NativeCall {
             // SAFETY: a function of a library that stays loaded while any of
             // its calls can run (`unload` only after cleanup returned); the
             // argument is the live args struct.
-            Call::Init(f, args) => match unsafe { f(args.0) } {
+            Target::Init(f, args) => match unsafe { f(args.0) } {
                 0 => NativeOutcome::Ok,
                 rc => NativeOutcome::Failed(rc),
             },
-            Call::StartLoop(f) => {
+            Target::StartLoop(f) => {
                 // OpenPLC ignores start_loop's result and real plugins declare
                 // it `void`, so the register holds garbage: ignore it too.
                 // SAFETY: as for init; no arguments.
                 let _ = unsafe { f() };
                 NativeOutcome::Ok
             }
-            Call::Void(f) => {
+            Target::Void(f) => {
                 // SAFETY: as for init; no arguments.
                 unsafe { f() };
                 NativeOutcome::Ok
             }
-            Call::Missing => NativeOutcome::Missing,
+            Target::Missing => NativeOutcome::Missing,
         }
     }
 }
@@ -371,7 +372,7 @@ impl CycleHooks {
         // thread's next `pass` increment: a pass that starts after we saw an
         // even count (or after the count moved on) reads the nulls.
         let seen = self.pass.load(Ordering::SeqCst);
-        if seen % 2 == 0 {
+        if seen.is_multiple_of(2) {
             return true;
         }
         let deadline = Instant::now() + budget;

@@ -24,6 +24,7 @@ use pyo3::types::{PyCapsule, PyDict, PyList};
 
 use crate::error::Error;
 use crate::image::{CAPSULE_NAME, RuntimeArgs};
+use crate::lifecycle::Call;
 use crate::venv::PyVersion;
 
 /// Python helpers the runtime calls. Plain functions over their arguments.
@@ -352,10 +353,10 @@ impl Interpreter {
     }
 
     /// Calls `module.func()` or `module.func(capsule)`.
-    pub fn call(&self, module: &Module, func: &str, arg: Option<&Capsule>) -> CallOutcome {
+    pub fn call(&self, module: &Module, func: Call, arg: Option<&Capsule>) -> CallOutcome {
         Python::attach(|py| {
             let m = module.module.bind(py);
-            let f = match m.getattr(func) {
+            let f = match m.getattr(func.name()) {
                 Ok(f) if f.is_callable() => f,
                 _ => return CallOutcome::Missing,
             };
@@ -379,12 +380,12 @@ impl Interpreter {
     }
 }
 
-/// A `openplc_runtime_args` capsule and the struct it points at. The struct is
-/// owned here, so it stays valid as long as the capsule object is held by us;
-/// the supervisor keeps it until the plugin's `cleanup` returned.
+/// A `openplc_runtime_args` capsule and the struct it points at. The struct
+/// lives as long as the process (see `Image::runtime_args`): a plugin may keep
+/// the capsule, or the pointer, past its `cleanup`.
 pub struct Capsule {
     capsule: Py<PyCapsule>,
-    args: Box<RuntimeArgs>,
+    args: NonNull<RuntimeArgs>,
 }
 
 // SAFETY: the struct is never mutated after creation; its pointers lead into
@@ -396,13 +397,13 @@ unsafe impl Send for Capsule {}
 unsafe impl Sync for Capsule {}
 
 impl Capsule {
-    /// Wraps `args` in a capsule named [`CAPSULE_NAME`].
-    pub fn new(mut args: Box<RuntimeArgs>) -> Result<Capsule, String> {
-        let ptr = NonNull::from(args.as_mut()).cast();
+    /// Wraps `args` (from `Image::runtime_args`, valid for the life of the
+    /// process) in a capsule named [`CAPSULE_NAME`].
+    pub fn new(args: NonNull<RuntimeArgs>) -> Result<Capsule, String> {
+        let ptr = args.cast();
         Python::attach(|py| {
-            // SAFETY: `ptr` points into the Box stored alongside the capsule in
-            // the returned value; the Box is dropped only with the `Capsule`,
-            // whose owner keeps it until the plugin's cleanup has returned.
+            // SAFETY: `ptr` is never freed (Image::runtime_args leaks it), so
+            // the capsule may outlive this value and its plugin.
             let capsule = unsafe { PyCapsule::new_with_pointer(py, ptr, CAPSULE_NAME) }
                 .map_err(|e| describe(py, &e))?;
             Ok(Capsule {
@@ -412,9 +413,10 @@ impl Capsule {
         })
     }
 
-    /// The struct behind the capsule.
-    pub fn args(&self) -> &RuntimeArgs {
-        &self.args
+    /// The struct behind the capsule (the plugin may write to it; read it
+    /// with that in mind).
+    pub fn args(&self) -> NonNull<RuntimeArgs> {
+        self.args
     }
 }
 

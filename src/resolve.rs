@@ -60,6 +60,14 @@ impl Plugin {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("/"))
     }
+
+    /// Whether this plugin sees the system site-packages: a Python plugin
+    /// without a venv (OpenPLC's legacy case: "system Python") or a venv with
+    /// `include-system-site-packages = true`.
+    pub fn system_site(&self) -> bool {
+        self.entry.kind == PluginKind::Python
+            && self.venv.as_ref().is_none_or(|v| v.include_system_site)
+    }
 }
 
 /// What the runtime will load.
@@ -103,14 +111,10 @@ impl Plan {
         out
     }
 
-    /// Whether the system site-packages are visible: a Python plugin without a
-    /// venv (OpenPLC's legacy case: "system Python") or a venv with
-    /// `include-system-site-packages = true`.
+    /// Whether the system site-packages are visible to the shared
+    /// interpreter: whether any plugin sees them ([`Plugin::system_site`]).
     pub fn system_site(&self) -> bool {
-        self.plugins.iter().any(|p| {
-            p.entry.kind == PluginKind::Python
-                && p.venv.as_ref().is_none_or(|v| v.include_system_site)
-        })
+        self.plugins.iter().any(Plugin::system_site)
     }
 }
 

@@ -5,11 +5,13 @@
 //! GIL; the supervisor reads the statistics.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::image::Image;
+use heapless::spsc::{Consumer, Producer, Queue};
+
+use crate::image::{Image, JournalCursor};
 use crate::native::{CycleHooks, Phase};
 use crate::sys::{monotonic_ns, sleep_until_ns};
 
@@ -56,104 +58,62 @@ pub struct ScanEvent {
     pub took_ns: u64,
 }
 
-/// A single-producer (scan thread), single-consumer (supervisor) ring of
-/// [`ScanEvent`]s in fixed storage: pushing never blocks and never allocates;
-/// a full ring counts the event as dropped.
-struct EventRing {
-    head: AtomicUsize,
-    tail: AtomicUsize,
-    slots: [[AtomicU64; 4]; EVENT_CAPACITY],
-    dropped: AtomicU64,
-}
+/// Length of the event queue's storage: heapless's queue keeps one slot free
+/// to tell full from empty.
+const EVENT_QUEUE_LEN: usize = EVENT_CAPACITY + 1;
 
-impl EventRing {
-    const fn new() -> EventRing {
-        EventRing {
-            head: AtomicUsize::new(0),
-            tail: AtomicUsize::new(0),
-            slots: [const { [const { AtomicU64::new(0) }; 4] }; EVENT_CAPACITY],
-            dropped: AtomicU64::new(0),
-        }
-    }
-
-    fn push(&self, e: ScanEvent) {
-        let tail = self.tail.load(Ordering::Relaxed);
-        if tail.wrapping_sub(self.head.load(Ordering::Acquire)) >= EVENT_CAPACITY {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let s = &self.slots[tail % EVENT_CAPACITY];
-        for (slot, v) in s.iter().zip([e.cycle, e.missed, e.late_ns, e.took_ns]) {
-            slot.store(v, Ordering::Relaxed);
-        }
-        self.tail.store(tail.wrapping_add(1), Ordering::Release);
-    }
-
-    fn pop(&self) -> Option<ScanEvent> {
-        let head = self.head.load(Ordering::Relaxed);
-        if head == self.tail.load(Ordering::Acquire) {
-            return None;
-        }
-        let s = &self.slots[head % EVENT_CAPACITY];
-        let v = |i: usize| s[i].load(Ordering::Relaxed);
-        let e = ScanEvent {
-            cycle: v(0),
-            missed: v(1),
-            late_ns: v(2),
-            took_ns: v(3),
-        };
-        self.head.store(head.wrapping_add(1), Ordering::Release);
-        Some(e)
+/// Queues `e` for the supervisor. A full queue counts it as dropped: the scan
+/// thread never waits and never allocates.
+fn queue_event(events: &mut Producer<'_, ScanEvent>, dropped: &AtomicU64, e: ScanEvent) {
+    if events.enqueue(e).is_err() {
+        dropped.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 /// Scan statistics, shared with the supervisor (and the benchmarks).
 pub struct ScanStats {
+    /// Cycles completed: journal applied, hooks run.
     pub cycles: AtomicU64,
+    /// Cycles skipped because the image lock stayed held until the cycle's
+    /// end: the journal waits for the next cycle and the loop keeps its
+    /// deadlines instead of stalling behind the holder. Not in `cycles`, so
+    /// the watchdog sees no progress while it lasts.
+    pub skipped: AtomicU64,
+    /// Who held the lock at the last skip: its callback slot + 1, or 0 when
+    /// the holder was not a plugin's `image_lock`.
+    pub skipped_holder: AtomicU64,
     /// Deadlines missed because a cycle (or the wake-up) took longer than the
     /// period; missed cycles are skipped, not run in a burst.
     pub overruns: AtomicU64,
-    /// Wake-up lateness relative to the deadline, in ns.
+    /// Worst wake-up lateness relative to the deadline, in ns.
     pub lateness_max_ns: AtomicU64,
-    pub lateness_last_ns: AtomicU64,
-    /// Time from wake-up to the end of the cycle's work, in ns.
-    pub cycle_max_ns: AtomicU64,
-    /// Time spent in native plugins' cycle hooks (both phases) in one cycle,
-    /// in ns: the worst so far and the last cycle's. Part of the cycle time.
+    /// Most time spent in native plugins' cycle hooks (both phases) in one
+    /// cycle, in ns. Part of the cycle time.
     pub hooks_max_ns: AtomicU64,
-    pub hooks_last_ns: AtomicU64,
-    /// Monotonic time (ns) at the end of the last completed cycle.
-    pub last_cycle_end_ns: AtomicU64,
     hist: [AtomicU64; HIST_BUCKETS],
     period_ns: u64,
-    events: EventRing,
+    /// Scan events that did not fit in the queue.
+    events_dropped: AtomicU64,
 }
 
 impl ScanStats {
     fn new(period_ns: u64) -> ScanStats {
         ScanStats {
             cycles: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            skipped_holder: AtomicU64::new(0),
             overruns: AtomicU64::new(0),
             lateness_max_ns: AtomicU64::new(0),
-            lateness_last_ns: AtomicU64::new(0),
-            cycle_max_ns: AtomicU64::new(0),
             hooks_max_ns: AtomicU64::new(0),
-            hooks_last_ns: AtomicU64::new(0),
-            last_cycle_end_ns: AtomicU64::new(0),
             hist: [const { AtomicU64::new(0) }; HIST_BUCKETS],
             period_ns,
-            events: EventRing::new(),
+            events_dropped: AtomicU64::new(0),
         }
-    }
-
-    /// The next queued scan event (supervisor only).
-    pub fn pop_event(&self) -> Option<ScanEvent> {
-        self.events.pop()
     }
 
     /// Events that did not fit in the queue.
     pub fn events_dropped(&self) -> u64 {
-        self.events.dropped.load(Ordering::Relaxed)
+        self.events_dropped.load(Ordering::Relaxed)
     }
 
     /// The scan period in ns (`base_tick_ns`).
@@ -170,7 +130,6 @@ impl ScanStats {
             HIST_BUCKETS - 1
         };
         self.hist[b].fetch_add(1, Ordering::Relaxed);
-        self.lateness_last_ns.store(ns, Ordering::Relaxed);
         self.lateness_max_ns.fetch_max(ns, Ordering::Relaxed);
     }
 
@@ -209,6 +168,8 @@ pub struct ScanThread {
     stop: Arc<AtomicBool>,
     stats: Arc<ScanStats>,
     hooks: Arc<CycleHooks>,
+    /// The supervisor's end of the scan thread's event queue.
+    events: Consumer<'static, ScanEvent>,
     priority_error: Option<String>,
     handle: Option<JoinHandle<()>>,
 }
@@ -231,6 +192,11 @@ impl ScanThread {
         let stop = Arc::new(AtomicBool::new(false));
         let period_ns = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
         let stats = Arc::new(ScanStats::new(period_ns));
+        // 'static: the thread can outlive this handle (`stop` leaves a thread
+        // stuck on the image lock behind). One small queue per scan thread.
+        let queue: &'static mut Queue<ScanEvent, EVENT_QUEUE_LEN> =
+            Box::leak(Box::new(Queue::new()));
+        let (mut producer, events) = queue.split();
         let (tx, rx) = std::sync::mpsc::channel();
         let handle = std::thread::Builder::new().name("plc-scan".into()).spawn({
             let stop = Arc::clone(&stop);
@@ -239,7 +205,7 @@ impl ScanThread {
             move || {
                 let r = priority.map(crate::sys::set_current_thread_fifo);
                 let _ = tx.send(r.and_then(Result::err).map(|e| e.to_string()));
-                scan_loop(image, period_ns, &stop, &stats, &hooks)
+                scan_loop(image, period_ns, &stop, &stats, &hooks, &mut producer)
             }
         })?;
         let priority_error = rx.recv().unwrap_or(None);
@@ -247,6 +213,7 @@ impl ScanThread {
             stop,
             stats,
             hooks,
+            events,
             priority_error,
             handle: Some(handle),
         })
@@ -255,6 +222,11 @@ impl ScanThread {
     /// Why the requested real-time priority could not be set, if it could not.
     pub fn priority_error(&self) -> Option<&str> {
         self.priority_error.as_deref()
+    }
+
+    /// The next queued scan event.
+    pub fn pop_event(&mut self) -> Option<ScanEvent> {
+        self.events.dequeue()
     }
 
     /// Shared statistics.
@@ -292,8 +264,9 @@ fn scan_loop(
     stop: &AtomicBool,
     stats: &ScanStats,
     hooks: &CycleHooks,
+    events: &mut Producer<'_, ScanEvent>,
 ) {
-    let mut journal_head = 0u64;
+    let mut journal = JournalCursor::default();
     let mut deadline = monotonic_ns() + period_ns;
     crate::alloc_probe::enter_steady_state();
     while !stop.load(Ordering::Relaxed) {
@@ -305,30 +278,43 @@ fn scan_loop(
         // takes image_lock itself around its image access (holding the lock
         // here would deadlock every plugin that does).
         let mut hooks_ns = hooks.run(Phase::CycleStart);
-        image.lock();
-        image.apply_journal(&mut journal_head);
-        image.unlock();
+        // Wait for the lock at most until this cycle's end: a holder stalled
+        // (a plugin thread waiting for the GIL, or stopped) costs cycles that
+        // are counted, never the loop.
+        let applied = image.lock_until(deadline + period_ns);
+        if applied {
+            image.apply_journal(&mut journal);
+            image.unlock();
+        } else {
+            let holder = image.lock_hold().map_or(0, |(slot, _)| slot as u64 + 1);
+            stats.skipped_holder.store(holder, Ordering::Relaxed);
+            stats.skipped.fetch_add(1, Ordering::Relaxed);
+        }
         hooks_ns += hooks.run(Phase::CycleEnd);
-        stats.hooks_last_ns.store(hooks_ns, Ordering::Relaxed);
         stats.hooks_max_ns.fetch_max(hooks_ns, Ordering::Relaxed);
 
         let end = monotonic_ns();
-        stats.cycle_max_ns.fetch_max(end - woke, Ordering::Relaxed);
-        stats.last_cycle_end_ns.store(end, Ordering::Relaxed);
-        stats.cycles.fetch_add(1, Ordering::Relaxed);
+        if applied {
+            stats.cycles.fetch_add(1, Ordering::Relaxed);
+        }
 
         deadline += period_ns;
-        if end >= deadline {
+        if end >= deadline && !applied {
+            // A skipped cycle waited for the lock until its end: counted as
+            // skipped (above), not again as an overrun.
+            deadline += ((end - deadline) / period_ns + 1) * period_ns;
+        } else if end >= deadline {
             // Skip the deadlines already missed instead of running them back
             // to back; count them as overruns.
             let missed = (end - deadline) / period_ns + 1;
             stats.overruns.fetch_add(missed, Ordering::Relaxed);
-            stats.events.push(ScanEvent {
+            let event = ScanEvent {
                 cycle: stats.cycles.load(Ordering::Relaxed),
                 missed,
                 late_ns: woke.saturating_sub(deadline - period_ns),
                 took_ns: end - woke,
-            });
+            };
+            queue_event(events, &stats.events_dropped, event);
             deadline += missed * period_ns;
         }
     }
@@ -339,8 +325,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn event_ring_is_fifo_and_counts_drops() {
-        let r = EventRing::new();
+    fn event_queue_is_fifo_and_counts_drops() {
+        let mut q: Queue<ScanEvent, EVENT_QUEUE_LEN> = Queue::new();
+        let (mut tx, mut rx) = q.split();
+        let dropped = AtomicU64::new(0);
         let e = |c| ScanEvent {
             cycle: c,
             missed: 1,
@@ -348,15 +336,15 @@ mod tests {
             took_ns: 3,
         };
         for c in 0..EVENT_CAPACITY as u64 + 5 {
-            r.push(e(c));
+            queue_event(&mut tx, &dropped, e(c));
         }
-        assert_eq!(r.dropped.load(Ordering::Relaxed), 5);
+        assert_eq!(dropped.load(Ordering::Relaxed), 5);
         for c in 0..EVENT_CAPACITY as u64 {
-            assert_eq!(r.pop(), Some(e(c)));
+            assert_eq!(rx.dequeue(), Some(e(c)));
         }
-        assert_eq!(r.pop(), None);
-        r.push(e(99));
-        assert_eq!(r.pop(), Some(e(99)));
+        assert_eq!(rx.dequeue(), None);
+        queue_event(&mut tx, &dropped, e(99));
+        assert_eq!(rx.dequeue(), Some(e(99)));
     }
 
     #[test]

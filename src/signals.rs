@@ -20,21 +20,8 @@ static WAKE: OnceLock<UnixStream> = OnceLock::new();
 /// Set by a plugin's `request_plc_stop`.
 static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 
-/// In a worker process: where stop requests go instead (to the supervisor).
-static STOP_FORWARD: OnceLock<Box<dyn Fn() + Send + Sync>> = OnceLock::new();
-
-/// Makes `request_stop` call `f` instead (worker processes forward the request
-/// to their supervisor).
-pub fn forward_stop_requests(f: Box<dyn Fn() + Send + Sync>) {
-    let _ = STOP_FORWARD.set(f);
-}
-
 /// Asks the supervisor for an ordered stop (a plugin called `request_plc_stop`).
 pub fn request_stop() {
-    if let Some(f) = STOP_FORWARD.get() {
-        f();
-        return;
-    }
     STOP_REQUESTED.store(true, Ordering::SeqCst);
     if let Some(mut tx) = WAKE.get() {
         // A full pipe already means "wake up"; nothing to do on error.

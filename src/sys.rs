@@ -16,6 +16,21 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// CLOCK_REALTIME `after_ns` from now, as a timespec (for the pthread calls
+/// that take only that clock).
+pub fn realtime_after(after_ns: u64) -> libc::timespec {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer; CLOCK_REALTIME always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    let total = ts.tv_nsec as u64 + after_ns % 1_000_000_000;
+    ts.tv_sec += (after_ns / 1_000_000_000 + total / 1_000_000_000) as libc::time_t;
+    ts.tv_nsec = (total % 1_000_000_000) as libc::c_long;
+    ts
+}
+
 /// Sleeps until CLOCK_MONOTONIC reaches `deadline_ns`. Absolute: a signal
 /// (EINTR) restarts the sleep and the deadline does not drift.
 pub fn sleep_until_ns(deadline_ns: u64) {
@@ -126,24 +141,4 @@ pub fn kill(pid: u32, sig: i32) {
     // hits nothing (workers are reaped only by us, so the pid is not reused
     // while we hold the Child).
     unsafe { libc::kill(pid as libc::pid_t, sig) };
-}
-
-/// The name of a signal number, for log lines ("SIGSEGV").
-pub fn signal_name(sig: i32) -> String {
-    let name = match sig {
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGINT => "SIGINT",
-        libc::SIGQUIT => "SIGQUIT",
-        libc::SIGILL => "SIGILL",
-        libc::SIGTRAP => "SIGTRAP",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGFPE => "SIGFPE",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGPIPE => "SIGPIPE",
-        libc::SIGTERM => "SIGTERM",
-        _ => return format!("signal {sig}"),
-    };
-    format!("{name} ({sig})")
 }

@@ -217,9 +217,17 @@ impl Watchdog {
             .unwrap_or(Duration::from_secs(3600))
     }
 
-    /// Pings if due and healthy. `cycles` is the scan thread's cycle count;
-    /// `stuck` names a plugin call past its budget, if any.
-    pub fn tick(&mut self, notifier: &Notifier, cycles: u64, stuck: Option<&str>) {
+    /// Pings if due and healthy. `cycles` is the scan thread's count of
+    /// completed cycles; `stuck` names a plugin call past its budget, if any;
+    /// `sick` says what else is wrong (a plugin holding the image lock past
+    /// its limit, a stalled journal ring), if anything.
+    pub fn tick(
+        &mut self,
+        notifier: &Notifier,
+        cycles: u64,
+        stuck: Option<&str>,
+        sick: Option<&str>,
+    ) {
         let Some(interval) = self.interval else {
             return;
         };
@@ -238,10 +246,20 @@ impl Watchdog {
             });
             Some("stuck")
         } else if cycles <= self.last_cycles {
-            log_withheld(&mut self.withheld, "scan", || {
-                "watchdog: not pinging systemd: the scan loop made no progress (a plugin may hold the image lock)".to_string()
+            // Logged again when the cause becomes known (a hold past its limit).
+            let key = if sick.is_some() { "scan-sick" } else { "scan" };
+            log_withheld(&mut self.withheld, key, || {
+                format!(
+                    "watchdog: not pinging systemd: the scan loop made no progress ({})",
+                    sick.unwrap_or("a plugin may hold the image lock")
+                )
             });
-            Some("scan")
+            Some(key)
+        } else if let Some(s) = sick {
+            log_withheld(&mut self.withheld, "sick", || {
+                format!("watchdog: not pinging systemd: {s}; systemd will restart the service")
+            });
+            Some("sick")
         } else {
             None
         };

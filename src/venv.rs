@@ -231,28 +231,34 @@ pub fn installed_distributions(site: &Path) -> std::io::Result<Vec<Distribution>
             continue;
         };
         let text = std::fs::read_to_string(&meta).unwrap_or_default();
-        let (mut name, mut version) = (None, None);
-        for line in text.lines() {
-            if line.is_empty() {
-                break; // end of the headers; the description follows
-            }
-            if let Some(v) = line.strip_prefix("Name:") {
-                name.get_or_insert_with(|| v.trim().to_string());
-            } else if let Some(v) = line.strip_prefix("Version:") {
-                version.get_or_insert_with(|| v.trim().to_string());
-            }
-        }
-        // Fall back to the directory name `name-version.dist-info`.
-        let (stem_name, stem_version) = stem.split_once('-').unwrap_or((stem, ""));
-        let name = name.unwrap_or_else(|| stem_name.to_string());
-        let version = version.unwrap_or_else(|| stem_version.to_string());
-        out.push(Distribution {
-            key: normalize_name(&name),
-            name,
-            version,
-        });
+        out.push(parse_metadata(stem, &text));
     }
     Ok(out)
+}
+
+/// A distribution from its metadata headers (`Name:`, `Version:` of a
+/// METADATA or PKG-INFO file), falling back to its directory's stem
+/// `name-version` when a header is missing.
+pub fn parse_metadata(stem: &str, text: &str) -> Distribution {
+    let (mut name, mut version) = (None, None);
+    for line in text.lines() {
+        if line.is_empty() {
+            break; // end of the headers; the description follows
+        }
+        if let Some(v) = line.strip_prefix("Name:") {
+            name.get_or_insert_with(|| v.trim().to_string());
+        } else if let Some(v) = line.strip_prefix("Version:") {
+            version.get_or_insert_with(|| v.trim().to_string());
+        }
+    }
+    let (stem_name, stem_version) = stem.split_once('-').unwrap_or((stem, ""));
+    let name = name.unwrap_or_else(|| stem_name.to_string());
+    let version = version.unwrap_or_else(|| stem_version.to_string());
+    Distribution {
+        key: normalize_name(&name),
+        name,
+        version,
+    }
 }
 
 /// Two plugins that would share one interpreter while carrying different

@@ -33,7 +33,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::image::{self, Image};
+use crate::lifecycle::Call;
 use crate::python::{self, CallOutcome, Capsule};
+use crate::resolve::Plugin;
 
 /// First restart delay after a worker died; doubled per consecutive restart.
 pub const RESTART_BACKOFF_BASE: Duration = Duration::from_millis(250);
@@ -47,9 +49,11 @@ pub const HEALTHY_RUN: Duration = Duration::from_secs(60);
 /// How long a worker may take to exit after `cleanup` or after its control
 /// socket closed, before it is killed.
 pub const EXIT_BUDGET: Duration = Duration::from_secs(1);
+/// The result frame's name for the import, which is no lifecycle call.
+const IMPORT: &str = "import";
 /// Largest frame accepted (a traceback or a log record); larger ones mean the
 /// peer is broken.
-const MAX_FRAME: usize = 4 << 20;
+pub const MAX_FRAME: usize = 4 << 20;
 
 /// The delay before restart number `n` (0-based).
 pub fn backoff(n: u32) -> Duration {
@@ -66,7 +70,10 @@ fn write_frame(w: &mut impl Write, kind: u8, payload: &[u8]) -> std::io::Result<
     w.write_all(&buf)
 }
 
-fn read_frame(r: &mut impl Read) -> std::io::Result<Option<(u8, Vec<u8>)>> {
+/// Reads one control-channel frame (length, kind, payload): `Ok(None)` at a
+/// clean end of stream; a length of 0 or over [`MAX_FRAME`], or a stream that
+/// ends inside a frame, is an error saying so. Public for the fuzz target.
+pub fn read_frame(r: &mut impl Read) -> std::io::Result<Option<(u8, Vec<u8>)>> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len) {
         Ok(()) => {}
@@ -75,10 +82,14 @@ fn read_frame(r: &mut impl Read) -> std::io::Result<Option<(u8, Vec<u8>)>> {
     }
     let len = u32::from_le_bytes(len) as usize;
     if len == 0 || len > MAX_FRAME {
-        return Err(std::io::Error::other(format!("bad frame length {len}")));
+        return Err(std::io::Error::other(format!(
+            "bad frame length {len} (1 to {MAX_FRAME} bytes)"
+        )));
     }
     let mut buf = vec![0u8; len];
-    r.read_exact(&mut buf)?;
+    r.read_exact(&mut buf).map_err(|e| {
+        std::io::Error::new(e.kind(), format!("frame of {len} bytes cut short: {e}"))
+    })?;
     let kind = buf.remove(0);
     Ok(Some((kind, buf)))
 }
@@ -92,7 +103,10 @@ fn encode_result(func: &str, outcome: &CallOutcome) -> Vec<u8> {
     format!("{func}\0{status}\0{text}").into_bytes()
 }
 
-fn decode_result(payload: &[u8]) -> (String, CallOutcome) {
+/// A result frame's payload: the call's name and how it ended. A status the
+/// protocol does not know becomes a failure that says so (never a success).
+/// Public for the fuzz target.
+pub fn decode_result(payload: &[u8]) -> (String, CallOutcome) {
     let text = String::from_utf8_lossy(payload);
     let mut parts = text.splitn(3, '\0');
     let func = parts.next().unwrap_or_default().to_string();
@@ -101,7 +115,11 @@ fn decode_result(payload: &[u8]) -> (String, CallOutcome) {
     let outcome = match status {
         "ok" => CallOutcome::Ok,
         "missing" => CallOutcome::Missing,
-        _ => CallOutcome::Raised(rest),
+        "raised" => CallOutcome::Raised(rest),
+        other => CallOutcome::Raised(format!(
+            "the worker sent a result with an unknown status `{}`",
+            other.escape_debug()
+        )),
     };
     (func, outcome)
 }
@@ -119,6 +137,40 @@ pub struct Spec {
     pub buffer_size: usize,
     pub period_ns: u64,
     pub python_home: Option<PathBuf>,
+    /// The plugin's writable directory (`plugin_state`), passed in the
+    /// environment as `OPENPLC_PLUGIN_STATE_DIR`.
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Spec {
+    /// The worker of Python plugin `p` in callback slot `slot`, on an image of
+    /// `buffer_size` slots scanned every `period_ns`: the daemon's and
+    /// `check`'s workers are built alike.
+    pub fn for_plugin(
+        p: &Plugin,
+        slot: usize,
+        buffer_size: usize,
+        period_ns: u64,
+        python_home: Option<PathBuf>,
+    ) -> Spec {
+        Spec {
+            plugin: p.name().to_string(),
+            slot,
+            path: p.entry.path.clone(),
+            config_path: p.entry.config_path.clone(),
+            site_dirs: p
+                .venv
+                .as_ref()
+                .map(|v| v.site_dirs.clone())
+                .unwrap_or_default(),
+            system_site: p.system_site(),
+            buffer_size,
+            period_ns,
+            python_home,
+            // Set by the supervisor; `check` imports and writes nothing.
+            state_dir: None,
+        }
+    }
 }
 
 /// The supervisor's handle on a worker process.
@@ -168,6 +220,10 @@ impl Worker {
         if let Some(h) = &spec.python_home {
             cmd.arg("--python-home").arg(h);
         }
+        match &spec.state_dir {
+            Some(d) => cmd.env(crate::plugin_state::ENV_VAR, d),
+            None => cmd.env_remove(crate::plugin_state::ENV_VAR),
+        };
         // Only the supervisor talks to systemd (NotifyAccess=main).
         cmd.env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
@@ -218,9 +274,15 @@ impl Worker {
         })
     }
 
-    /// Waits for the result of `func` (the worker sends `import` by itself).
-    /// A worker that dies first yields a `Raised` naming that.
-    pub fn result(&self, func: &str) -> CallOutcome {
+    /// Waits for the result of the import, which the worker reports by itself
+    /// once it started: `Missing` when the module has no `init`.
+    pub fn import_result(&self) -> CallOutcome {
+        self.result(IMPORT)
+    }
+
+    /// Waits for the result of `func`. A worker that dies first yields a
+    /// `Raised` naming that.
+    fn result(&self, func: &str) -> CallOutcome {
         let rx = self.results.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             match rx.recv() {
@@ -237,13 +299,13 @@ impl Worker {
     }
 
     /// Forwards a lifecycle call and waits for its result.
-    pub fn call(&self, func: &str) -> CallOutcome {
-        if func == "cleanup" {
+    pub fn call(&self, func: Call) -> CallOutcome {
+        if func == Call::Cleanup {
             self.exit_expected.store(true, Ordering::SeqCst);
         }
         let sent = {
             let mut ctl = self.ctl.lock().unwrap_or_else(|e| e.into_inner());
-            write_frame(&mut *ctl, b'C', func.as_bytes())
+            write_frame(&mut *ctl, b'C', func.name().as_bytes())
         };
         if sent.is_err() {
             return CallOutcome::Raised(format!(
@@ -251,7 +313,7 @@ impl Worker {
                 self.pid
             ));
         }
-        self.result(func)
+        self.result(func.name())
     }
 
     /// Whether the worker was told to finish (its exit is no crash).
@@ -291,6 +353,14 @@ impl Worker {
     }
 }
 
+/// "SIGSEGV (11)", or "signal 42" for one without a name.
+fn signal_name(sig: i32) -> String {
+    match signal_hook::low_level::signal_name(sig) {
+        Some(name) => format!("{name} ({sig})"),
+        None => format!("signal {sig}"),
+    }
+}
+
 /// "exited with code 1" / "killed by SIGSEGV (11)".
 pub fn describe_exit(status: Option<ExitStatus>) -> String {
     match status {
@@ -299,7 +369,7 @@ pub fn describe_exit(status: Option<ExitStatus>) -> String {
             (Some(c), _) => format!("exited with code {c}"),
             (None, Some(s)) => format!(
                 "killed by {}{}",
-                crate::sys::signal_name(s),
+                signal_name(s),
                 if st.core_dumped() {
                     ", core dumped"
                 } else {
@@ -313,9 +383,22 @@ pub fn describe_exit(status: Option<ExitStatus>) -> String {
 
 // --- the worker process ----------------------------------------------------------
 
+/// The worker's one writer to its supervisor: log records (from any plugin
+/// thread), stop requests and call results all go through it, a whole frame
+/// at a time, so frames never interleave (a torn frame would make the
+/// supervisor take a healthy worker for dead).
+struct ControlWriter(Mutex<UnixStream>);
+
+impl ControlWriter {
+    fn send(&self, kind: u8, payload: &[u8]) {
+        let mut ctl = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = write_frame(&mut *ctl, kind, payload);
+    }
+}
+
 /// Sends the worker's log records to the supervisor's log.
 struct ForwardLogger {
-    ctl: Mutex<UnixStream>,
+    ctl: &'static ControlWriter,
 }
 
 impl log::Log for ForwardLogger {
@@ -334,8 +417,7 @@ impl log::Log for ForwardLogger {
         };
         let mut payload = vec![digit];
         payload.extend_from_slice(r.args().to_string().as_bytes());
-        let mut ctl = self.ctl.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = write_frame(&mut *ctl, b'L', &payload);
+        self.ctl.send(b'L', &payload);
     }
     fn flush(&self) {}
 }
@@ -351,6 +433,7 @@ fn parse_args(args: Vec<OsString>) -> Result<(Spec, RawFd, RawFd), Error> {
         buffer_size: image::DEFAULT_BUFFER_SIZE,
         period_ns: 0,
         python_home: None,
+        state_dir: std::env::var_os(crate::plugin_state::ENV_VAR).map(PathBuf::from),
     };
     let (mut image_fd, mut control_fd) = (-1, -1);
     let bad = |m: String| {
@@ -401,27 +484,24 @@ pub fn worker_main(args: Vec<OsString>) -> Result<(), Error> {
     let ctl = unsafe { UnixStream::from_raw_fd(control_fd) };
     // SAFETY: as above, for the image's memfd.
     let image_fd = unsafe { OwnedFd::from_raw_fd(image_fd) };
-    let logger = Box::leak(Box::new(ForwardLogger {
-        ctl: Mutex::new(ctl.try_clone().map_err(|e| Error::Os(e.to_string()))?),
-    }));
+    let out: &'static ControlWriter = Box::leak(Box::new(ControlWriter(Mutex::new(
+        ctl.try_clone().map_err(|e| Error::Os(e.to_string()))?,
+    ))));
+    let logger = Box::leak(Box::new(ForwardLogger { ctl: out }));
     let _ = log::set_logger(logger);
     log::set_max_level(log::LevelFilter::Debug);
-    let stop_ctl = Mutex::new(ctl.try_clone().map_err(|e| Error::Os(e.to_string()))?);
-    crate::signals::forward_stop_requests(Box::new(move || {
-        let mut c = stop_ctl.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = write_frame(&mut *c, b'S', b"");
-    }));
+    image::on_stop_request(Box::new(move || out.send(b'S', b"")));
 
-    let img = image::attach(image_fd, spec.buffer_size).map_err(Error::Os)?;
+    let img = image::attach(image_fd, spec.buffer_size, image::worker_ring(spec.slot))
+        .map_err(Error::Os)?;
     image::set_slot_name(spec.slot, &spec.plugin);
     let interp = python::start(spec.python_home.as_deref())?;
     let plugin_dir = spec.path.parent().map(PathBuf::from).unwrap_or_default();
     interp
         .set_paths(&[plugin_dir], &spec.site_dirs, spec.system_site)
         .map_err(Error::Python)?;
-    let mut out = ctl.try_clone().map_err(|e| Error::Os(e.to_string()))?;
-    let send = |out: &mut UnixStream, func: &str, o: &CallOutcome| {
-        let _ = write_frame(out, b'R', &encode_result(func, o));
+    let send = |out: &ControlWriter, func: &str, o: &CallOutcome| {
+        out.send(b'R', &encode_result(func, o));
     };
     let module = match interp.load_plugin(&python::module_name(&spec.plugin), &spec.path) {
         Ok(m) => {
@@ -432,26 +512,35 @@ pub fn worker_main(args: Vec<OsString>) -> Result<(), Error> {
             } else {
                 CallOutcome::Missing
             };
-            send(&mut out, "import", &o);
+            send(out, IMPORT, &o);
             m
         }
         Err(tb) => {
-            send(&mut out, "import", &CallOutcome::Raised(tb));
+            send(out, IMPORT, &CallOutcome::Raised(tb));
             return Ok(());
         }
     };
-    let capsule =
-        Capsule::new(img.runtime_args(spec.slot, spec.config_path.as_deref(), spec.period_ns))
-            .map_err(Error::Python)?;
+    let args = img.runtime_args_for(
+        spec.slot,
+        spec.config_path.as_deref(),
+        spec.state_dir.as_deref(),
+        spec.period_ns,
+    );
+    let capsule = Capsule::new(args).map_err(Error::Python)?;
     let mut reader = ctl;
     while let Ok(Some((kind, payload))) = read_frame(&mut reader) {
         if kind != b'C' {
             continue;
         }
-        let func = String::from_utf8_lossy(&payload).into_owned();
-        let outcome = interp.call(&module, &func, (func == "init").then_some(&capsule));
-        send(&mut out, &func, &outcome);
-        if func == "cleanup" {
+        let name = String::from_utf8_lossy(&payload);
+        let Some(func) = Call::from_name(&name) else {
+            // Not a lifecycle function: nothing of the plugin is called.
+            send(out, &name, &CallOutcome::Missing);
+            continue;
+        };
+        let outcome = interp.call(&module, func, (func == Call::Init).then_some(&capsule));
+        send(out, func.name(), &outcome);
+        if func == Call::Cleanup {
             break;
         }
     }

@@ -71,7 +71,7 @@ fn lifecycle_order_capsule_and_disabled_plugin() {
     let cap = &events(dir.path(), "a")[0];
     assert_eq!(
         cap,
-        "capsule buffer_size=1024 bits=8 tick=5000000 ext=(1, 544) magic=0x4f504c43 size=544 name=openplc_plugin_a"
+        "capsule buffer_size=1024 bits=8 tick=5000000 ext=(2, 800) magic=0x4f504c43 size=800 name=openplc_plugin_a"
     );
 }
 

@@ -162,6 +162,69 @@ fn the_c_example_drives_outputs_that_a_python_plugin_reads() {
     }
 }
 
+/// OpenPLC's debugger callbacks from a native plugin on the scan thread, with
+/// the Python plugins in worker processes (the same shared image): it reads
+/// what one journaled and writes what another then reads; its capsule names
+/// its writable state directory.
+#[test]
+fn a_native_plugin_reads_and_writes_through_the_debugger_callbacks() {
+    let dir = TempDir::new("native-debugger");
+    let state = dir.join("state");
+    let so = build_native(&fixture("debugger.c"), &dir.join("debugger.so"), &[]);
+    let rec = dir.join("record.log");
+    let conf = write_conf(
+        dir.path(),
+        &[
+            native_line("debugger", &so, Some(&rec)),
+            probe(
+                &dir,
+                "w",
+                "\"journal_int\": [[5, 0, 4242]], \"watch_int\": [\"int_output\", 2, 1337], \"watch_timeout_s\": 60",
+            ),
+            probe(
+                &dir,
+                "x",
+                "\"watch_int\": [\"bool_output\", 1, 1, 1], \"watch_timeout_s\": 60",
+            ),
+        ],
+    );
+    let mut rt = Runtime::start_with(
+        &conf,
+        &["--scan-period", "5ms", "--isolation", "process"],
+        |cmd| {
+            cmd.env("STATE_DIRECTORY", &state);
+        },
+    );
+    rt.wait_log(
+        "running: 3 plugin(s) running, 0 failed",
+        Duration::from_secs(30),
+    );
+    wait_record(
+        dir.path(),
+        "w:saw int_output[2]=1337",
+        Duration::from_secs(60),
+    );
+    wait_record(
+        dir.path(),
+        "x:saw bool_output[1.1]=1",
+        Duration::from_secs(60),
+    );
+    rt.stop_ok();
+    let dbg = events(dir.path(), "debugger");
+    let want_state = format!("state_dir={}", state.join("plugins/debugger").display());
+    assert_eq!(
+        dbg,
+        [
+            "arrays 14 sizes 2 1 0",
+            want_state.as_str(),
+            "read IW0=4242",
+            "write QW2 0x7e QX1.1 0x7e short 0x82",
+        ],
+        "{}",
+        rt.log_text()
+    );
+}
+
 #[test]
 fn load_and_init_failures_name_the_plugin_and_the_others_keep_running() {
     let dir = TempDir::new("native-fail");
@@ -319,4 +382,20 @@ fn an_overrunning_hook_shows_in_the_log_and_in_status() {
         "no STATUS with the slow hook: {statuses:?}"
     );
     rt.stop_ok();
+}
+
+/// A native plugin runs in the runtime's own process: its segfault ends the
+/// process (by SIGSEGV, not a hang), and systemd's Restart=on-failure, bounded
+/// by StartLimitBurst, takes over. Containment is what process isolation is
+/// for (Python plugins).
+#[test]
+fn a_segfaulting_native_plugin_ends_the_process_by_its_signal() {
+    let dir = TempDir::new("native-segv");
+    let segv = build_native(&fixture("segv.c"), &dir.join("segv.so"), &[]);
+    let conf = write_conf(dir.path(), &[native_line("segv", &segv, None)]);
+    let mut rt = Runtime::start(&conf, &["--log-target", "stderr"]);
+    rt.wait_exit(Duration::from_secs(30));
+    let status = rt.child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGSEGV), "{}", rt.log_text());
 }

@@ -3,8 +3,10 @@
 //! real Python plugins hammering the journal and the image lock and a native
 //! plugin's cycle hooks (the C example) running on the scan thread, and every
 //! allocation made on the scan thread after it entered its steady state is
-//! counted. Its own test binary: it installs the global allocator, starts the
-//! interpreter and installs signal handlers.
+//! counted. Then OpenPLC's debugger callbacks (debug_read, debug_write, …),
+//! which plugins call from their own threads, are called on a thread in the
+//! same steady state. Its own test binary: it installs the global allocator,
+//! starts the interpreter and installs signal handlers.
 
 mod common;
 
@@ -42,4 +44,54 @@ fn the_scan_loop_never_allocates_after_start() {
         0,
         "the scan thread allocated after start-up ({report:?})"
     );
+    debugger_calls_never_allocate();
+}
+
+/// Every debugger callback, through the runtime-args struct a plugin gets, on
+/// every table, including refused calls: no allocation.
+fn debugger_calls_never_allocate() {
+    let img = image::get().unwrap();
+    // SAFETY: a struct from runtime_args lives as long as the process, and
+    // only its function pointers are read here.
+    let args = unsafe { img.runtime_args(0, None, 1_000_000).as_ref() };
+    // The function pointers as a plugin finds them (the struct itself holds raw
+    // pointers and is not Send).
+    let (array_count, elem_count, size_of, read, write, set) = (
+        args.debug_array_count,
+        args.debug_elem_count,
+        args.debug_size,
+        args.debug_read,
+        args.debug_write,
+        args.debug_set,
+    );
+    let calls = std::thread::spawn(move || {
+        alloc_probe::enter_steady_state();
+        let mut n = 0u64;
+        let mut buf = [0u8; 8];
+        for round in 0..1000u64 {
+            let count = array_count();
+            for arr in 0..=count {
+                let elems = elem_count(arr);
+                let elem = (round % 64) as u16;
+                let size = size_of(arr, elem);
+                let value = round.to_le_bytes();
+                write(arr, elem, value.as_ptr(), size);
+                write(arr, elem, value.as_ptr(), 3);
+                read(arr, elem, buf.as_mut_ptr());
+                read(arr, elems, buf.as_mut_ptr());
+                set(arr, elem, true, value.as_ptr(), size);
+                n += 7;
+            }
+        }
+        n
+    });
+    let n = calls.join().unwrap();
+    assert!(n >= 100_000, "{n} calls");
+    assert_eq!(
+        alloc_probe::steady_state_allocations(),
+        0,
+        "the debugger callbacks allocated ({n} calls)"
+    );
+    // The calls did reach the image: the last round wrote 999 to %IW(999 % 64).
+    assert_eq!(img.read(Table::IntIn, 999 % 64, 0), Some(999));
 }

@@ -12,10 +12,18 @@ hard-coded offsets -- so the same file works on 64-bit (x86_64, aarch64) and 32-
         value = args.read("int_input", 3)
     args.write(openplc_capsule.INT_OUTPUT, 3, 1234)
 
-The openplc-runtime appends an *extension block* (magic, version, size) after the
-OpenPLC fields so that a plugin can tell which layout it was given; OpenPLC itself
-broke this layout silently twice. A plugin written for plain OpenPLC never looks at
-it; :meth:`RuntimeArgs.has_extension` tells whether it is there.
+The openplc-runtime appends an *extension block* (magic, version, size, and from
+version 2 the plugin's writable state directory) after the OpenPLC fields so that a
+plugin can tell which layout it was given; OpenPLC itself broke this layout silently
+twice. A plugin written for plain OpenPLC never looks at it;
+:meth:`RuntimeArgs.has_extension` tells whether it is there and
+:meth:`RuntimeArgs.state_dir` where the plugin may write.
+
+The debugger callbacks (``debug_read``, ``debug_write``, ...) address the image as
+``(arr, elem)``: ``arr`` is the table's journal type code, ``elem`` the slot (bool
+tables: ``slot * 8 + bit``). :func:`debug_address` turns ``"%QX0.1"`` into ``(1, 1)``;
+:meth:`RuntimeArgs.debug_get` / :meth:`RuntimeArgs.debug_put` read and write one
+element.
 
 Reading the image: each table is an array of ``buffer_size`` pointers to the value
 (bool tables: ``[8]`` pointers per slot, one per bit). On plain OpenPLC a slot whose
@@ -33,6 +41,7 @@ Dependency-free (stdlib ``ctypes`` only); works on CPython 3.9-3.13.
 
 import contextlib
 import ctypes
+import os
 import re
 from ctypes import (
     CFUNCTYPE,
@@ -111,6 +120,12 @@ __all__ = [
     "RequestPlcStopFn",
     "parse_address",
     "format_address",
+    "debug_address",
+    "STATE_DIR_ENV",
+    "STATE_DIR_LEN",
+    "DEBUG_STATUS_OK",
+    "DEBUG_STATUS_OUT_OF_BOUNDS",
+    "DEBUG_STATUS_DATA_TOO_LARGE",
 ]
 
 #: Name of the PyCapsule handed to ``init(args)``; PyCapsule_GetPointer checks it.
@@ -119,7 +134,21 @@ CAPSULE_NAME = b"openplc_runtime_args"
 #: ``ext_magic`` value of the openplc-runtime extension block ("OPLC" as a big-endian u32).
 EXT_MAGIC = 0x4F504C43
 #: Extension layout version this module understands (newer versions only append).
-EXT_VERSION = 1
+#: 1: magic, version, size. 2: + ``plugin_state_dir``.
+EXT_VERSION = 2
+#: Size of ``plugin_state_dir`` in the extension block (255 bytes + NUL).
+STATE_DIR_LEN = 256
+#: Environment variable holding the state directory in a worker process
+#: (``--isolation process``); not set in shared isolation (one process, one
+#: environment for all plugins): use :meth:`RuntimeArgs.state_dir`.
+STATE_DIR_ENV = "OPENPLC_PLUGIN_STATE_DIR"
+
+#: Status codes of ``debug_write`` / ``debug_set`` (OpenPLC v4's).
+DEBUG_STATUS_OK = 0x7E
+#: No such ``arr``/``elem``; also ``debug_set``'s answer: forcing is not supported.
+DEBUG_STATUS_OUT_OF_BOUNDS = 0x81
+#: The value's length is not the element's size.
+DEBUG_STATUS_DATA_TOO_LARGE = 0x82
 
 #: Size of ``plugin_specific_config_file_path`` in the C struct (OpenPLC: 256 bytes).
 CONFIG_PATH_LEN = 256
@@ -278,6 +307,8 @@ class RuntimeArgs(Structure):
         ("ext_version", c_uint32),
         ("ext_size", c_uint32),
         ("ext_reserved", c_uint32),
+        # ext_version 2: the plugin's writable directory, NUL-terminated ("" = none).
+        ("plugin_state_dir", c_char * STATE_DIR_LEN),
     ]
 
     # ----------------------------------------------------------------------------------
@@ -311,8 +342,50 @@ class RuntimeArgs(Structure):
 
         On plain OpenPLC the bytes after ``base_tick_ns`` are not part of the
         struct; the magic number makes a false positive practically impossible.
+        Version 1 blocks (older runtimes) count as present; fields of later
+        versions are read only when ``ext_version`` and ``ext_size`` cover them.
         """
-        return self.ext_magic == EXT_MAGIC and self.ext_size >= ctypes.sizeof(RuntimeArgs)
+        return (self.ext_magic == EXT_MAGIC
+                and self.ext_size >= RuntimeArgs.plugin_state_dir.offset)
+
+    def state_dir(self):
+        """The plugin's writable directory, ``""`` if the runtime gives none.
+
+        The openplc-runtime creates ``<state>/plugins/<name>/`` (``$STATE_DIRECTORY``,
+        normally ``/var/lib/openplc``; mode 0750) before ``init`` and passes it in the
+        extension block (every isolation mode). Without the block (plain OpenPLC, an
+        older runtime) the ``OPENPLC_PLUGIN_STATE_DIR`` environment variable is used
+        if set. The root filesystem may be read-only: write here, not next to the
+        plugin's own files.
+        """
+        if (self.has_extension() and self.ext_version >= 2
+                and self.ext_size >= ctypes.sizeof(RuntimeArgs)):
+            return self.plugin_state_dir.decode("utf-8", errors="surrogateescape")
+        return os.environ.get(STATE_DIR_ENV, "")
+
+    # ----------------------------------------------------------------------------------
+    # Debugger access: (arr, elem) addressing, as OpenPLC's OPC UA plugin uses it
+    # ----------------------------------------------------------------------------------
+    def debug_get(self, arr, elem):
+        """Read element ``(arr, elem)`` through ``debug_read``: an unsigned ``int``, or
+        ``None`` when the runtime has no such element (``debug_read`` answered 0).
+        Takes the image lock itself: do not call it while holding it."""
+        buf = (c_uint8 * 8)()
+        n = self.debug_read(arr, elem, ctypes.cast(buf, POINTER(c_uint8)))
+        if n == 0 or n > 8:
+            return None
+        return int.from_bytes(bytes(buf[:n]), "little")
+
+    def debug_put(self, arr, elem, value):
+        """Write ``value`` (an int, masked to the element's width) to ``(arr, elem)``
+        through ``debug_write``; returns its status (``DEBUG_STATUS_OK`` = stored).
+        The value is in the image at once (the next read and scan cycle see it)."""
+        size = self.debug_size(arr, elem)
+        if size == 0:
+            return DEBUG_STATUS_OUT_OF_BOUNDS
+        raw = (int(value) & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        buf = (c_uint8 * size).from_buffer_copy(raw)
+        return self.debug_write(arr, elem, ctypes.cast(buf, POINTER(c_uint8)), size)
 
     def extension(self):
         """``(ext_version, ext_size)`` if the extension is present, else ``None``."""
@@ -512,6 +585,17 @@ def format_address(table, index, bit=None):
     return "%%%s%s%d%s" % (area, size, index, suffix)
 
 
+def debug_address(text):
+    """An IEC address as the debugger's ``(arr, elem)``: ``arr`` is the table's
+    journal type code, ``elem`` the slot, or ``slot * 8 + bit`` for bool tables.
+
+    ``"%IW0"`` -> ``(5, 0)``, ``"%QX0.1"`` -> ``(1, 1)``, ``"%MD2"`` -> ``(10, 2)``.
+    """
+    table, index, bit = parse_address(text)
+    code = TABLES[table][1]
+    return code, (index * BITS_PER_SLOT + bit) if bit is not None else index
+
+
 def _resolve_table(table):
     """Table name or journal type code -> (field name, kind)."""
     if isinstance(table, int) and not isinstance(table, bool):
@@ -530,8 +614,8 @@ def _resolve_table(table):
 # --------------------------------------------------------------------------------------
 _EXPECTED_LAYOUT = {
     # pointer size: (offset of base_tick_ns, offset of ext_magic, sizeof)
-    8: (520, 528, 544),  # x86_64, aarch64
-    4: (392, 400, 416),  # armv7 (EABI: 8-byte aligned u64), i386
+    8: (520, 528, 800),  # x86_64, aarch64
+    4: (392, 400, 672),  # armv7 (EABI: 8-byte aligned u64), i386
 }
 
 

@@ -379,3 +379,25 @@ pub fn hammer_conf(dir: &TempDir, hammers: usize, seconds: u64) -> PathBuf {
         .collect();
     write_conf(dir.path(), &lines)
 }
+
+/// Says, visibly in the test run's output (the harness captures `eprintln!`
+/// of passing tests), that a test did not test anything here, and why.
+pub fn skip(test: &str, why: &str) {
+    let line = format!("SKIP {test}: {why}\n");
+    // SAFETY: writing a valid buffer to fd 2, which the process owns.
+    unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+}
+
+/// Whether this process has capability number `cap` (capabilities(7)) in its
+/// effective set, from /proc/self/status (children inherit it).
+pub fn has_capability(cap: u32) -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|bits| bits & (1u64 << cap) != 0)
+}
+
+/// CAP_SYS_NICE (capabilities(7)): needed for SCHED_FIFO.
+pub const CAP_SYS_NICE: u32 = 23;

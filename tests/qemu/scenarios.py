@@ -311,7 +311,7 @@ def capsule_and_order(s):
     check(s.lifecycle() == want, "lifecycle %r" % s.lifecycle(), s.log())
     check(not s.events("d"), "disabled plugin ran: %r" % s.record())
     size = s.spec["capsule_size"]
-    cap = ("capsule buffer_size=1024 bits=8 tick=5000000 ext=(1, %d) magic=0x4f504c43 size=%d "
+    cap = ("capsule buffer_size=1024 bits=8 tick=5000000 ext=(2, %d) magic=0x4f504c43 size=%d "
            "name=openplc_plugin_a" % (size, size))
     check(s.events("a")[0] == cap, "capsule %r, want %r" % (s.events("a")[0], cap))
     return "order ok; " + cap
@@ -574,13 +574,19 @@ def proc_orphans(s):
     s.child.kill()  # SIGKILL: the supervisor (the qemu process) gets no say
     s.child.wait()
     # How they died, when seen as zombies before their new parent reaps them:
-    # SIGKILL is PR_SET_PDEATHSIG's; an exit (no signal) would mean the
-    # worker only noticed its closed control socket.
+    # SIGKILL is PR_SET_PDEATHSIG's; a clean exit means the worker saw its
+    # control socket close first. The kernel closes a dying process's files
+    # before it signals the children of its threads, so under qemu-user (a
+    # slower teardown of many host threads) either may come first; both leave
+    # no worker behind, which is the promise. Anything else is a failure.
     how = wait_gone(s, pids)
-    check(all(sig == signal.SIGKILL for sig in how.values()),
-          "workers ended by %r (0: exited), not SIGKILL (PR_SET_PDEATHSIG)" % how, s.log())
-    return "kill -9 of the supervisor: workers %r gone; %d of them seen dead: killed by SIGKILL " \
-        "(PR_SET_PDEATHSIG)" % (pids, len(how))
+    check(all(sig in (signal.SIGKILL, 0) for sig in how.values()),
+          "workers ended by %r (0: exited), neither SIGKILL (PR_SET_PDEATHSIG) nor the "
+          "exit on a closed control socket" % how, s.log())
+    killed = sum(1 for sig in how.values() if sig == signal.SIGKILL)
+    return "kill -9 of the supervisor: workers %r gone; of %d seen dead, %d by SIGKILL " \
+        "(PR_SET_PDEATHSIG), %d exited on the closed control socket" % (
+            pids, len(how), killed, len(how) - killed)
 
 
 # ---- native plugins (tests/native.rs), built with the cross compiler.
@@ -606,7 +612,8 @@ def native_order(s):
     conf = s.conf([s.probe("a"), native_line("n", so, s.record_path), s.probe("b")])
     code, out, err = s.run(["check", "--config", conf])
     check(code == 0, "check: exit %d\n%s%s" % (code, out, err))
-    check("n: ok (native, init, start_loop, stop_loop, cycle_start, cycle_end, cleanup)"
+    # `check` names the line each plugin came from (plugins.conf or a drop-in).
+    check("n: ok (native, init, start_loop, stop_loop, cycle_start, cycle_end, cleanup), %s:2" % conf
           in out.splitlines(), "check:\n%s" % out)
     check(not s.record(), "check called into a plugin: %r" % s.record())
     s.start(conf, ["--scan-period", "2ms"])

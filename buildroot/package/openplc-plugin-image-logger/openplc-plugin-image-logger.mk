@@ -1,0 +1,14 @@
+################################################################################
+#
+# openplc-plugin-image-logger
+#
+################################################################################
+
+OPENPLC_PLUGIN_IMAGE_LOGGER_PLUGIN_NAME = image_logger
+OPENPLC_PLUGIN_IMAGE_LOGGER_PLUGIN_SRCDIR = $(OPENPLC_TOPDIR)/examples/plugins/image_logger
+OPENPLC_PLUGIN_IMAGE_LOGGER_PLUGIN_CONFIG = config.json
+OPENPLC_PLUGIN_IMAGE_LOGGER_EXTRA_DOWNLOADS = \
+	https://files.pythonhosted.org/packages/40/44/4a5f08c96eb108af5cb50b41f76142f0afa346dfa99d5296fe7202a11854/tabulate-0.9.0-py3-none-any.whl
+OPENPLC_PLUGIN_IMAGE_LOGGER_LICENSE = MIT
+
+$(eval $(openplc-plugin-package))

@@ -1,0 +1,95 @@
+################################################################################
+#
+# openplc-plugin
+#
+################################################################################
+
+# The infrastructure of the plugin packages, not a package: a plugin
+# package names the plugin, where its files are and the pinned wheels of
+# its venv, then calls $(eval $(openplc-plugin-package)). The venv is
+# built for the target's Python by scripts/build-target-venv, the plugin
+# and its plugins.conf drop-in installed by scripts/install-plugin: the
+# project's scripts, shared with the Yocto layer and the QEMU test image.
+#
+# Variables of a plugin package FOO:
+#   FOO_PLUGIN_NAME          its name in plugins.conf (required)
+#   FOO_PLUGIN_SRCDIR        the directory holding its files (required)
+#   FOO_PLUGIN_ENTRY         the plugin file in it (default plugin.py)
+#   FOO_PLUGIN_CONFIG        its config file in it (default: none)
+#   FOO_PLUGIN_WRITABLE      subdirectories it writes to, linked to
+#                            /var/lib/openplc/plugins/NAME/ (default: none)
+#   FOO_PLUGIN_ORDER         the drop-in's two-digit prefix (default 50)
+#   FOO_PLUGIN_REQUIREMENTS  the venv's pinned requirements (default
+#                            requirements.txt next to FOO's .mk)
+#   FOO_EXTRA_DOWNLOADS      the wheels those requirements resolve to (full
+#                            URLs, sha256 in FOO's .hash); none: no venv
+
+# The target's wheels: manylinux_2_28 (glibc 2.28, 2018) and the older
+# manylinux tags, which is what PyPI's wheels carry.
+OPENPLC_PLUGIN_WHEEL_ARCH = $(if $(BR2_ARM_CPU_ARMV7A),armv7l,$(ARCH))
+OPENPLC_PLUGIN_WHEEL_PLATFORM = manylinux_2_28_$(OPENPLC_PLUGIN_WHEEL_ARCH)
+
+# host-python3 runs pip and compiles the .pyc files (it is the target's
+# Python X.Y); python3 is the interpreter the venv's pyvenv.cfg names.
+OPENPLC_PLUGIN_DEPENDENCIES = host-python3 host-python-pip python3
+
+# $(1): the plugin package's upper-case name.
+OPENPLC_PLUGIN_WHEELS = $(filter %.whl,$(notdir $($(1)_EXTRA_DOWNLOADS)))
+OPENPLC_PLUGIN_VENV = \
+	$(if $(call OPENPLC_PLUGIN_WHEELS,$(1)),/usr/lib/openplc/venvs/$($(1)_PLUGIN_NAME))
+
+OPENPLC_PLUGIN_VENV_OPTS = \
+	--name $($(1)_PLUGIN_NAME) \
+	--requirements $($(1)_PLUGIN_REQUIREMENTS) \
+	--wheelhouse $($(1)_DIR)/wheelhouse \
+	--python-version $(PYTHON3_VERSION) \
+	--platform $(OPENPLC_PLUGIN_WHEEL_PLATFORM) \
+	--prefix $(call OPENPLC_PLUGIN_VENV,$(1)) \
+	--destdir $(TARGET_DIR) \
+	--target-python /usr/bin/python3 \
+	--compile-python $(HOST_DIR)/bin/python3 \
+	--host-python $(HOST_DIR)/bin/python3
+
+OPENPLC_PLUGIN_INSTALL_OPTS = \
+	--destdir $(TARGET_DIR) \
+	--name $($(1)_PLUGIN_NAME) \
+	--source $($(1)_PLUGIN_SRCDIR) \
+	--entry $($(1)_PLUGIN_ENTRY) \
+	--order $($(1)_PLUGIN_ORDER) \
+	$(if $($(1)_PLUGIN_CONFIG),--config $($(1)_PLUGIN_CONFIG)) \
+	$(if $(call OPENPLC_PLUGIN_VENV,$(1)),--venv) \
+	$(addprefix --writable ,$($(1)_PLUGIN_WRITABLE))
+
+# The package's steps ($(PKG) is the package being built). The wheels
+# are the package's downloads, checked against its .hash: the wheelhouse
+# holds them and nothing else from the download directory.
+define OPENPLC_PLUGIN_BUILD_CMDS
+	rm -rf $(@D)/wheelhouse
+	mkdir -p $(@D)/wheelhouse
+	$(foreach w,$(call OPENPLC_PLUGIN_WHEELS,$(PKG)),\
+		ln -sf $($(PKG)_DL_DIR)/$(w) $(@D)/wheelhouse/$(w)$(sep))
+endef
+
+define OPENPLC_PLUGIN_INSTALL_TARGET_CMDS
+	$(if $(call OPENPLC_PLUGIN_VENV,$(PKG)),\
+		$(OPENPLC_SCRIPTS_DIR)/build-target-venv $($(PKG)_PLUGIN_VENV_OPTS))
+	$(OPENPLC_SCRIPTS_DIR)/install-plugin $($(PKG)_PLUGIN_INSTALL_OPTS)
+endef
+
+# $(eval $(openplc-plugin-package)) in a plugin package's .mk: its
+# defaults and steps, then the generic package infrastructure.
+openplc-plugin-package = \
+	$(eval $(call UPPERCASE,$(pkgname))_PLUGIN_ENTRY ?= plugin.py) \
+	$(eval $(call UPPERCASE,$(pkgname))_PLUGIN_ORDER ?= 50) \
+	$(eval $(call UPPERCASE,$(pkgname))_PLUGIN_REQUIREMENTS ?= $(pkgdir)/requirements.txt) \
+	$(eval $(call UPPERCASE,$(pkgname))_PLUGIN_VENV = \
+		$$(call OPENPLC_PLUGIN_VENV,$(call UPPERCASE,$(pkgname)))) \
+	$(eval $(call UPPERCASE,$(pkgname))_PLUGIN_VENV_OPTS = \
+		$$(call OPENPLC_PLUGIN_VENV_OPTS,$(call UPPERCASE,$(pkgname)))) \
+	$(eval $(call UPPERCASE,$(pkgname))_PLUGIN_INSTALL_OPTS = \
+		$$(call OPENPLC_PLUGIN_INSTALL_OPTS,$(call UPPERCASE,$(pkgname)))) \
+	$(eval $(call UPPERCASE,$(pkgname))_DEPENDENCIES += $(OPENPLC_PLUGIN_DEPENDENCIES)) \
+	$(eval $(call UPPERCASE,$(pkgname))_BUILD_CMDS = $$(OPENPLC_PLUGIN_BUILD_CMDS)) \
+	$(eval $(call UPPERCASE,$(pkgname))_INSTALL_TARGET_CMDS = \
+		$$(OPENPLC_PLUGIN_INSTALL_TARGET_CMDS)) \
+	$(generic-package)

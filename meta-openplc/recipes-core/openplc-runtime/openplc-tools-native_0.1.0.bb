@@ -1,0 +1,24 @@
+SUMMARY = "openplc-runtime's image-build scripts: build-target-venv and install-plugin"
+DESCRIPTION = "The scripts the openplc-plugin-venv class runs to pre-build a \
+               plugin's venv and stage the plugin with its plugins.conf drop-in. \
+               They come from the same source as the runtime, so the layer never \
+               carries copies."
+SECTION = "devel"
+CVE_PRODUCT = "openplc-runtime"
+LICENSE = "MIT"
+LIC_FILES_CHKSUM = "file://Cargo.toml;beginline=7;endline=7;md5=29c91c89ee62891477a1476375143bef"
+
+require openplc-source.inc
+
+inherit_defer native
+
+do_configure[noexec] = "1"
+do_compile[noexec] = "1"
+
+# build-target-venv finds its helper in lib/ next to itself; the class runs
+# them from ${STAGING_LIBEXECDIR_NATIVE}/openplc-tools.
+do_install() {
+    install -D -m 0755 ${S}/scripts/build-target-venv ${D}${libexecdir}/openplc-tools/build-target-venv
+    install -D -m 0755 ${S}/scripts/install-plugin ${D}${libexecdir}/openplc-tools/install-plugin
+    install -D -m 0644 ${S}/scripts/lib/target_venv.py ${D}${libexecdir}/openplc-tools/lib/target_venv.py
+}

@@ -1,0 +1,98 @@
+//! Worker processes that die: how the death is reported, and the restart
+//! policy (exponential back-off, a fresh count after a healthy run, giving up
+//! after too many deaths in a row). The scan loop and the other plugins are
+//! never affected.
+
+use std::time::Instant;
+
+use super::Supervisor;
+use super::slot::{Runner, State};
+use super::steps::Step;
+use crate::lifecycle::Call;
+use crate::worker;
+
+impl Supervisor {
+    /// Handles worker processes that died: logs how, marks the plugin failed,
+    /// and schedules a restart with exponential back-off (or gives up).
+    pub(super) fn collect_worker_exits(&mut self) {
+        while let Ok(pid) = self.worker_exits.try_recv() {
+            let Some(i) = self
+                .slots
+                .iter()
+                .position(|s| s.worker().is_some_and(|w| w.pid == pid))
+            else {
+                continue; // a worker we retired ourselves
+            };
+            if self.slots[i].worker().is_some_and(|w| w.exit_expected()) {
+                continue; // cleanup answered; `retire` reaps it
+            }
+            let Some(Runner::Worker(w)) = self.slots[i].state.take_runner() else {
+                continue;
+            };
+            let status = w.reap(worker::EXIT_BUDGET);
+            // What it claimed and never published must not stall its ring:
+            // the scan thread resets it (what it did publish is applied).
+            self.image
+                .request_ring_reset(crate::image::worker_ring(self.slots[i].index));
+            let slot = &mut self.slots[i];
+            let name = slot.name().to_string();
+            log::error!(
+                "[{name}] worker process {pid} died: {}; the scan loop and the other plugins go on",
+                worker::describe_exit(status)
+            );
+            if self.stopping.is_some() {
+                continue;
+            }
+            if w.started.elapsed() >= worker::HEALTHY_RUN {
+                slot.restarts = 0;
+            }
+            if slot.restarts < worker::MAX_RESTARTS {
+                let delay = worker::backoff(slot.restarts);
+                slot.restarts += 1;
+                slot.state = State::Restarting(Instant::now() + delay);
+                log::warn!(
+                    "[{name}] restarting its worker in {} ms (restart {} of {})",
+                    delay.as_millis(),
+                    slot.restarts,
+                    worker::MAX_RESTARTS
+                );
+            } else {
+                slot.state = State::GaveUp;
+                log::error!(
+                    "[{name}] its worker died {} times in a row; giving up: the plugin stays failed until the service restarts",
+                    worker::MAX_RESTARTS + 1
+                );
+            }
+        }
+    }
+
+    /// Restarts the workers whose back-off has passed: `init`, then
+    /// `start_loop`, as at start-up.
+    pub(super) fn restart_due_workers(&mut self) {
+        let now = Instant::now();
+        for i in 0..self.slots.len() {
+            if self.stopping.is_some() {
+                return;
+            }
+            if matches!(self.slots[i].state, State::Restarting(t) if t <= now) {
+                self.slots[i].state = State::Unloaded;
+                log::info!("[{}] restarting its worker", self.slots[i].name());
+                self.load(i);
+                if matches!(self.slots[i].state, State::Initialized(_)) {
+                    self.step(i, Step::Call(Call::StartLoop));
+                }
+            }
+        }
+    }
+
+    /// The earliest pending worker restart.
+    pub(super) fn next_restart(&self) -> Option<Instant> {
+        self.slots
+            .iter()
+            .filter_map(|s| match s.state {
+                State::Restarting(t) => Some(t),
+                _ => None,
+            })
+            .min()
+    }
+}

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Tests scripts/check-buildroot's own behaviour (not the Buildroot tree, which
+# the script itself checks): the skip without a Buildroot tree, the refusals,
+# and that its assertions fail when what Buildroot computed is wrong: the
+# helper fed a real make output (from the script's last run, when there is
+# one) with the crate's profile override, a dependency or a wheel hash taken
+# away, and a dependency needing a newer Rust than rust-version says.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+this_test=$(realpath -- "${BASH_SOURCE[0]}")
+
+script=$project/scripts/check-buildroot
+helper=$project/scripts/lib/check_buildroot.py
+tmp=$(mktemp -d)
+trap 'rm -rf -- "$tmp"' EXIT
+python=/usr/bin/python3
+[[ -x $python ]] || python=python3
+
+shellcheck_clean "check-buildroot and this test are shellcheck-clean" "$script" "$this_test"
+
+run "$script" --help
+expect_rc "--help exits 0" 0
+contains "--help names the tarball" "$out" "buildroot-2026.02.3.tar.xz"
+
+run env -u OPENPLC_BUILDROOT_DIR "$script" --tarball "$tmp/none.tar.xz"
+expect_rc "no Buildroot tree: skipped, exit 0" 0
+contains "the skip says why and what to give" "$out" "SKIP - check-buildroot: no Buildroot tree (give --buildroot DIR"
+
+run "$script" --buildroot "$tmp"
+expect_rc "a directory that is not Buildroot is refused" 2
+contains "the refusal names it" "$err" "$tmp is not a Buildroot source tree"
+
+run "$script" --bogus
+expect_rc "an unknown option is a usage error" 2
+
+# cargo-env / cargo-opts on a small make output: the last assignment wins,
+# cross-only keys go, the build directory maps to the copy.
+printf '%s\n' '{}' \
+    "PKG_CARGO_ENV='CARGO_HOME=/dl/home CARGO_BUILD_TARGET=\"aarch64-unknown-linux-gnu\" CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=gcc CARGO_TARGET_APPLIES_TO_HOST=\"false\" CARGO_PROFILE_RELEASE_LTO=\"false\"'" \
+    "OPENPLC_RUNTIME_CARGO_ENV='PYO3_PYTHON=\"/out/host/bin/python3\" CARGO_PROFILE_RELEASE_LTO=true'" \
+    "OPENPLC_RUNTIME_SRCDIR='/out/build/openplc-runtime-custom/'" \
+    "OPENPLC_RUNTIME_CARGO_BUILD_OPTS='--config '\\''source.x.directory=\"/out/build/openplc-runtime-custom//VENDOR\"'\\'''" \
+    >"$tmp/small.txt"
+# (NUL-separated: read through tr, not $(...), which drops NULs.)
+equals "cargo-env: host-build environment, the package's value last" \
+    "$("$python" "$helper" cargo-env --make-output "$tmp/small.txt" | tr '\0' ' ')" \
+    "CARGO_TARGET_APPLIES_TO_HOST=false CARGO_PROFILE_RELEASE_LTO=true "
+equals "cargo-opts: the build directory becomes the copy" \
+    "$("$python" "$helper" cargo-opts --make-output "$tmp/small.txt" --which build --srcdir /copy | tr '\0' ' ')" \
+    '--config source.x.directory="/copy/VENDOR" '
+
+# msrv: a dependency needing more than rust-version fails.
+cat >"$tmp/meta.json" <<'JSON'
+{"packages": [{"id": "root", "name": "openplc-runtime", "rust_version": "1.85"},
+              {"id": "h", "name": "heapless", "rust_version": "1.88"},
+              {"id": "t", "name": "test-only", "rust_version": "1.99"}],
+ "resolve": {"root": "root", "nodes": [
+   {"id": "root", "deps": [{"pkg": "h", "dep_kinds": [{"kind": null}]},
+                           {"pkg": "t", "dep_kinds": [{"kind": "dev"}]}]},
+   {"id": "h", "deps": []}, {"id": "t", "deps": []}]}}
+JSON
+run "$python" "$helper" msrv --metadata "$tmp/meta.json"
+expect_rc "msrv: rust-version 1.85 below heapless' 1.88 fails" 1
+contains "msrv: names the dependency (dev-dependencies do not count)" "$out" "(heapless needs 1.88.0)"
+sed -i 's/"rust_version": "1.85"/"rust_version": "1.88"/' "$tmp/meta.json"
+run "$python" "$helper" msrv --metadata "$tmp/meta.json"
+expect_rc "msrv: rust-version 1.88 passes" 0
+
+# The real make output of the last check-buildroot run, spoiled three ways.
+cache=${OPENPLC_CACHE:-$HOME/.cache/openplc-runtime}/buildroot
+real=$cache/make-output.txt
+if [[ -f $real && -f $cache/check-out/.config ]]; then
+    assert_with() {
+        run "$python" "$helper" assert --make-output "$1" --config "$cache/check-out/.config" \
+            --top "$project" --out "$cache/check-out"
+    }
+    assert_with "$real"
+    expect_rc "assert: the last run's real output passes" 0
+    sed -e '/^OPENPLC_RUNTIME_CARGO_ENV=/s/ CARGO_PROFILE_RELEASE_LTO=true//' "$real" >"$tmp/no-lto.txt"
+    assert_with "$tmp/no-lto.txt"
+    expect_rc "assert: without the package's LTO override it fails" 1
+    contains "assert: names the profile key" "$out" "not ok - cargo env: CARGO_PROFILE_RELEASE_LTO is Cargo.toml's lto"
+    sed -e '1s/"host-python-pip", //' "$real" >"$tmp/no-pip.txt"
+    assert_with "$tmp/no-pip.txt"
+    expect_rc "assert: a plugin without host-python-pip fails" 1
+    contains "assert: names the package" "$out" "not ok - show-info: openplc-plugin-image-logger depends on"
+    sed -e '1s/tabulate-0.9.0-py3-none-any.whl/tabulate-0.9.0-cp313-cp313-manylinux_2_28_aarch64.whl/g' "$real" >"$tmp/cp313.txt"
+    assert_with "$tmp/cp313.txt"
+    contains "assert: a wheel for another Python fails" "$out" "not ok - openplc-plugin-image-logger: tabulate-0.9.0-cp313-cp313-manylinux_2_28_aarch64.whl fits CPython 3.14"
+    contains "assert: a wheel without a hash line fails" "$out" "not ok - openplc-plugin-image-logger: tabulate-0.9.0-cp313-cp313-manylinux_2_28_aarch64.whl has a sha256"
+
+    # The plugin package's install-plugin options, as Buildroot computed
+    # them, run for real into a scratch root instead of the target dir.
+    opts=$(sed -n "s/^OPENPLC_PLUGIN_IMAGE_LOGGER_PLUGIN_INSTALL_OPTS='\(.*\)'$/\1/p" "$real")
+    read -r -a words <<<"${opts//$cache\/check-out\/target/$tmp\/root}"
+    run "$project/scripts/install-plugin" "${words[@]}"
+    expect_rc "install-plugin runs with image_logger's computed options" 0
+    equals "the drop-in line names the plugin, its config and its venv" \
+        "$(grep -v '^#' "$tmp/root/usr/lib/openplc/plugins.conf.d/50-image_logger.conf" 2>/dev/null)" \
+        "image_logger,/usr/lib/openplc/plugins/image_logger/plugin.py,1,0,/usr/lib/openplc/plugins/image_logger/config.json,/usr/lib/openplc/venvs/image_logger"
+else
+    skip "assert on real Buildroot output: run scripts/check-buildroot first ($real)"
+fi
+
+finish

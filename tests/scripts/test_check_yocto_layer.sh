@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Tests the parts of scripts/check-yocto-layer that do not need bitbake: its
+# command line, the skip when no oe-core/bitbake trees are there, and its
+# helper that checks the files a recipe references (fed real `bitbake -e`-style
+# dumps naming real files). The bitbake steps themselves run in
+# scripts/check-yocto-layer, called by scripts/test.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+this_test=$(realpath -- "${BASH_SOURCE[0]}")
+
+check=$project/scripts/check-yocto-layer
+files_helper=$project/scripts/lib/check_recipe_files.py
+tmp=$(mktemp -d)
+trap 'rm -rf -- "$tmp"' EXIT
+
+shellcheck_clean "check-yocto-layer and this test are shellcheck-clean" "$check" "$this_test"
+
+run "$check" --help
+expect_rc "--help exits 0" 0
+contains "--help names the task-graph step" "$out" "bitbake -g openplc-image"
+contains "--help names the environment variables" "$out" "OPENPLC_OECORE_DIR"
+
+mkdir "$tmp/empty"
+run env -u OPENPLC_OECORE_DIR -u OPENPLC_BITBAKE_DIR "$check" --upstream "$tmp/empty"
+expect_rc "no trees: skipped, exit 0" 0
+contains "the skip says so plainly" "$out" "SKIP"
+contains "the skip names the tarball it looked for" "$out" "$tmp/empty/openembedded-core-yocto-6.0.2.tar.xz"
+contains "the skip says the layer was not checked" "$out" "NOT checked"
+
+run "$check" --oe-core "$tmp/empty"
+expect_rc "--oe-core without --bitbake is a usage error" 2
+
+run "$check" --oe-core "$tmp/empty" --bitbake "$tmp/empty"
+expect_rc "an oe-core tree without meta/ exits 3" 3
+contains "and names it" "$err" "$tmp/empty"
+
+run "$check" --frobnicate
+expect_rc "an unknown option is a usage error" 2
+
+# check_recipe_files.py: a recipe whose sources sit in a "checkout" found on
+# FILESPATH, with a licence line checksum, as bitbake -e prints it.
+mkdir -p "$tmp/checkout/src" "$tmp/work/sources"
+cp "$project/Cargo.toml" "$tmp/checkout/Cargo.toml"
+echo 'fn main() {}' >"$tmp/checkout/src/main.rs"
+md5=$(sed -n 7p "$project/Cargo.toml" | md5sum | cut -d' ' -f1)
+dump() { # dump LICENCE-URL SRC-URI: a bitbake -e excerpt
+    cat <<EOF
+PN="demo"
+FILESPATH="$tmp/nowhere:$tmp/checkout"
+UNPACKDIR="$tmp/work/sources"
+S="$tmp/work/sources/demo-1.0"
+SRC_URI="file://Cargo.toml;subdir=demo-1.0 file://src;subdir=demo-1.0 crate://crates.io/libc/0.2.191"
+LIC_FILES_CHKSUM="$1"
+do_install() {
+    install -m 0644 $tmp/work/sources/demo-1.0/src/main.rs $tmp/work/image/main.rs
+    install -m 0644 $tmp/work/sources/demo-1.0/${2:-src/main.rs} $tmp/work/image/x
+}
+EOF
+}
+dump "file://Cargo.toml;beginline=7;endline=7;md5=$md5" >"$tmp/good.env"
+run python3 "$files_helper" --env "$tmp/good.env"
+expect_rc "sources found on FILESPATH, licence line checksum right" 0
+contains "it counts what it checked" "$out" "2 local sources, 1 licence files"
+
+dump "file://Cargo.toml;beginline=7;endline=7;md5=0123456789abcdef0123456789abcdef" >"$tmp/md5.env"
+run python3 "$files_helper" --env "$tmp/md5.env"
+expect_rc "a wrong licence checksum fails" 1
+contains "and gives the right one" "$err" "$md5"
+
+dump "file://Cargo.toml;beginline=7;endline=7;md5=$md5" src/missing.rs >"$tmp/missing.env"
+run python3 "$files_helper" --env "$tmp/missing.env"
+expect_rc "do_install reading a file no source provides fails" 1
+contains "and names it" "$err" "\${S}/src/missing.rs"
+
+sed -e 's#file://src;#file://source;#' "$tmp/good.env" >"$tmp/nosrc.env"
+run python3 "$files_helper" --env "$tmp/nosrc.env"
+expect_rc "a file:// entry not on FILESPATH fails" 1
+contains "and names it" "$err" "file://source"
+
+finish
