@@ -75,7 +75,6 @@ class Results:
         self.t0 = t0
         self.passed = 0
         self.failed = 0
-        self.limits = 0
 
     def stamp(self):
         return "%6.1fs" % (time.monotonic() - self.t0)
@@ -90,13 +89,6 @@ class Results:
             for line in str(evidence).strip().splitlines()[-40:]:
                 print("    | " + line, flush=True)
         return ok
-
-    def limit(self, name, evidence=""):
-        """A known limit of the emulated tier: printed as LIMIT, neither passed nor failed."""
-        self.limits += 1
-        print("LIMIT [%s] %s" % (self.stamp(), name), flush=True)
-        for line in str(evidence).strip().splitlines()[-5:]:
-            print("    | " + line, flush=True)
 
     def info(self, text):
         print("INFO [%s] %s" % (self.stamp(), text), flush=True)
@@ -304,6 +296,17 @@ def ordered(lines, patterns):
     return found
 
 
+def wait_opcua(g, r, cursor, when):
+    """Waits until opcua_server listens again after a restart. Its server starts
+    in a thread after start_loop returned, and under emulation that takes ~40 s
+    (asyncua's address space, the certificate); a stop before that finds
+    asyncua still initialising and overruns the runtime's 5 s stop budget."""
+    t0 = time.monotonic()
+    line = g.wait_journal(r"\[opcua_server\] opcua_server: listening on ", cursor, timeout=180)
+    r.check("opcua_server listens again %s (%.1f s of waiting)" % (when, time.monotonic() - t0), line is not None,
+            "\n".join(ln for ln in g.journal(cursor) if "opcua_server" in ln))
+
+
 def step(r, n, title):
     print("== step %s: %s" % (n, title), flush=True)
     return time.monotonic()
@@ -487,6 +490,7 @@ def run(opts, g, r):
             "%s\n%s" % (p2, "\n".join(g.journal(c)[-40:])))
     r.info("watchdog: stall -> timeout %.1f s, stall -> READY again %.1f s" % (t_timeout, t_back))
     g.out("rm -f %s/stall" % TRIGGERS)
+    wait_opcua(g, r, c, "after the watchdog restart")
 
     c = g.cursor()
     g.out("mkdir -p %s && printf '[Service]\\nExecStart=\\nExecStart=/usr/bin/openplc-runtime run --config "
@@ -494,6 +498,7 @@ def run(opts, g, r):
           % (OVERRIDE_DIR, OVERRIDE_DIR))
     g.out("systemctl restart %s" % UNIT, timeout=180)
     p = g.wait_active(60)
+    wait_opcua(g, r, c, "under --isolation process")
     props = g.show("MainPID", "NRestarts", "StatusText", "ExecStart")
     r.check("process isolation: restarted with --isolation process, %d plugins running" % N_RELOADED,
             p is not None and "--isolation process" in props["ExecStart"]
@@ -541,9 +546,7 @@ def run(opts, g, r):
         r"^stopping \(signal\): stop_loop, then cleanup, in reverse order",
         r"\[probe2\] reload_probe: stop_loop",
         r"\[ramp_writer\] ramp_writer: stopped",
-        # opcua_server stops in its turn either way; whether within the
-        # runtime's stop budget is checked below.
-        r"\[opcua_server\] (opcua_server: stopped|stop_loop\(\) did not return within)",
+        r"\[opcua_server\] opcua_server: stopped",
         r"\[modbus_server\] modbus_server: stopped",
         r"\[qemu_test\] qemu_test: stop_loop",
         r"\[probe2\] reload_probe: cleanup",
@@ -554,18 +557,9 @@ def run(opts, g, r):
     r.check("stop: journal shows stop_loop then cleanup in reverse load order "
             "(probe2, ramp_writer, opcua_server, modbus_server, qemu_test)", None not in idx,
             "\n".join("%s: %s" % (p_, i) for p_, i in zip(patterns, idx)) + "\n" + "\n".join(lines[-40:]))
-    opc_stopped = [ln for ln in lines if "[opcua_server] opcua_server: stopped" in ln]
-    opc_over = [ln for ln in lines if "[opcua_server] stop_loop() did not return within" in ln]
-    if opc_over and not opc_stopped:
-        # Seen under TCG emulation (Python 3.13, asyncua 1.1.8): the server
-        # thread takes longer than the runtime's 5 s stop budget, and the
-        # runtime kills the worker as designed. A known limit of this tier,
-        # reported, not hidden; any other outcome is a failure.
-        r.limit("stop: opcua_server's stop_loop overran the runtime's 5 s stop budget under emulation; "
-                "the runtime killed its worker and went on in order", opc_over[0])
-    else:
-        r.check("stop: opcua_server stopped within the runtime's stop budget", opc_stopped and not opc_over,
-                "\n".join(ln for ln in lines if "opcua_server" in ln))
+    over = [ln for ln in lines if "did not return within" in ln or "did not stop" in ln]
+    r.check("stop: every plugin's stop_loop returned within the runtime's 5 s budget (opcua_server's too)",
+            not over, "\n".join(over))
     in_cgroup = g.out("cat /sys/fs/cgroup%s/cgroup.procs 2>/dev/null; true" % cgroup).split()
     running = g.runtime_processes()
     r.check("stop: no process of the unit left (%d openplc-runtime processes before, none after; cgroup %s "
@@ -644,7 +638,7 @@ def main():
         print(g.console_tail())
     g.kill()
     killer.cancel()
-    print("%d passed, %d failed%s" % (r.passed, r.failed, ", %d limit(s)" % r.limits if r.limits else ""))
+    print("%d passed, %d failed" % (r.passed, r.failed))
     return 1 if r.failed else 0
 
 
