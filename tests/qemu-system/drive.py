@@ -8,6 +8,10 @@ virtio-serial port, and checks, printing the time of each step:
   1. readiness: openplc-runtime.service is active because READY=1 arrived, every
      example plugin initialised and started, Modbus reads in the guest return what
      ramp_writer wrote (and a write comes back through the journal)
+  1b. OPC UA: opcua_server's writable path (certs, a link to /var/lib/openplc/
+     plugins/opcua_server/certs made by tmpfiles) holds its certificate; an
+     asyncua client in the guest reads ramp_writer's live %IW0 through it, and
+     its write of %QW1 is read back over Modbus
   2. reload: an operator drop-in adds a plugin on `systemctl reload`; a broken one
      leaves the running set as it was and STATUS= says why
   3. watchdog: a plugin holding the image lock gets the service killed and
@@ -46,8 +50,20 @@ BOOT_PLUGINS = [
     ("image_logger", r"\[image_logger\] image_logger: loaded ", r"\[image_logger\] image_logger: %IW0="),
     ("modbus_server", r"\[modbus_server\] modbus_server: loaded ",
      r"\[modbus_server\] modbus_server: listening on 127\.0\.0\.1:5020"),
+    ("opcua_server", r"\[opcua_server\] opcua_server: loaded .*state in /var/lib/openplc/plugins/opcua_server",
+     r"\[opcua_server\] opcua_server: listening on opc\.tcp://127\.0\.0\.1:4840/"),
     ("ramp_writer", r"\[ramp_writer\] ramp_writer: loaded ", r"\[ramp_writer\] ramp_writer: writing "),
 ]
+#: How many plugins run at boot, and after step 2's reload adds one.
+N_BOOT = len(BOOT_PLUGINS)
+N_RELOADED = N_BOOT + 1
+#: The opcua_server example: its endpoint and namespace (its config.json), its
+#: venv's python (asyncua for the client), its writable path.
+OPCUA_ENDPOINT = "opc.tcp://127.0.0.1:4840/openplc/"
+OPCUA_NAMESPACE = "urn:openplc-runtime:opcua-example"
+OPCUA_PYTHON = "/usr/lib/openplc/venvs/opcua_server/bin/python3"
+OPCUA_PLUGIN_DIR = "/usr/lib/openplc/plugins/opcua_server"
+OPCUA_STATE = "/var/lib/openplc/plugins/opcua_server"
 
 
 class Fatal(Exception):
@@ -280,6 +296,17 @@ def ordered(lines, patterns):
     return found
 
 
+def wait_opcua(g, r, cursor, when):
+    """Waits until opcua_server listens again after a restart. Its server starts
+    in a thread after start_loop returned, and under emulation that takes ~40 s
+    (asyncua's address space, the certificate); a stop before that finds
+    asyncua still initialising and overruns the runtime's 5 s stop budget."""
+    t0 = time.monotonic()
+    line = g.wait_journal(r"\[opcua_server\] opcua_server: listening on ", cursor, timeout=180)
+    r.check("opcua_server listens again %s (%.1f s of waiting)" % (when, time.monotonic() - t0), line is not None,
+            "\n".join(ln for ln in g.journal(cursor) if "opcua_server" in ln))
+
+
 def step(r, n, title):
     print("== step %s: %s" % (n, title), flush=True)
     return time.monotonic()
@@ -298,7 +325,8 @@ def run(opts, g, r):
     # ------------------------------------------------------------ step 1
     t = step(r, 1, "boot, READY, plugins, Modbus")
     uptime = g.wait_agent(opts.boot_timeout)
-    r.info("guest agent answered %.1f s after qemu started (guest uptime %.1f s)" % (time.monotonic() - t_launch, uptime))
+    r.info("guest agent answered %.1f s after qemu started (guest uptime %.1f s)"
+           % (time.monotonic() - t_launch, uptime))
     p = g.wait_active(opts.ready_timeout)
     if p is None:
         st = g.sh("systemctl status --no-pager -l %s; journalctl -b --no-pager -u %s | tail -n 60" % (UNIT, UNIT))
@@ -308,10 +336,11 @@ def run(opts, g, r):
                    "ExecMainStartTimestampMonotonic", "ActiveEnterTimestampMonotonic", "WatchdogUSec")
     r.check("the unit is Type=notify with a watchdog (so 'active' means READY=1 arrived)",
             props["Type"] == "notify" and props["WatchdogUSec"] not in ("0", "infinity", ""), props)
-    r.check("%s active/running, STATUS= '4 plugin(s) running, 0 failed'" % UNIT,
-            props["SubState"] == "running" and props["StatusText"].startswith("4 plugin(s) running, 0 failed"), props)
+    r.check("%s active/running, STATUS= '%d plugin(s) running, 0 failed'" % (UNIT, N_BOOT),
+            props["SubState"] == "running"
+            and props["StatusText"].startswith("%d plugin(s) running, 0 failed" % N_BOOT), props)
     lines = g.journal()
-    idx = ordered(lines, [r"^running: 4 plugin\(s\) running, 0 failed", r"^Started "])
+    idx = ordered(lines, [r"^running: %d plugin\(s\) running, 0 failed" % N_BOOT, r"^Started "])
     r.check("journal: the runtime's READY line ('running: ...') comes before systemd's 'Started'",
             None not in idx, "\n".join(lines[-30:]))
     start_us = int(props["ExecMainStartTimestampMonotonic"])
@@ -319,7 +348,9 @@ def run(opts, g, r):
     figures["boot_to_ready"] = (ready_us / 1e6, (ready_us - start_us) / 1e6, host_ready)
     for name, init_rx, start_rx in BOOT_PLUGINS:
         got_init = g.wait_journal(init_rx, timeout=5)
-        got_start = g.wait_journal(start_rx, timeout=15)
+        # opcua_server's server thread may listen after start_loop returned
+        # (asyncua's address space and the first RSA key, under emulation).
+        got_start = g.wait_journal(start_rx, timeout=60 if name == "opcua_server" else 15)
         r.check("journal: %s initialised and started" % name, got_init and got_start,
                 "init %r: %s\nstart %r: %s" % (init_rx, got_init, start_rx, got_start))
     first = g.sh("python3 -I -B %s/modbus_read.py ir 0 3" % GUEST_TOOLS)
@@ -350,6 +381,54 @@ def run(opts, g, r):
     figures["rss_shared"] = g.hwm_kb(props["MainPID"])
     done(r, 1, t)
 
+    # ----------------------------------------------------------- step 1b
+    t = step(r, "1b", "OPC UA: the opcua_server example, its writable path, a client in the guest")
+    certs_link = OPCUA_PLUGIN_DIR + "/certs"
+    rc, out, err = g.sh("readlink %s; cat /usr/lib/tmpfiles.d/openplc-plugin-opcua_server.conf; "
+                        "findmnt -n -o TARGET,FSTYPE -T %s/certs" % (certs_link, OPCUA_STATE))
+    lines_ = out.splitlines()
+    r.check("opcua_server: %s is a link to %s/certs, which a tmpfiles entry creates on the /var tmpfs"
+            % (certs_link, OPCUA_STATE),
+            rc == 0 and lines_[:1] == [OPCUA_STATE + "/certs"]
+            and any(re.match(r"^d %s/certs " % re.escape(OPCUA_STATE), ln) for ln in lines_)
+            and lines_[-1].split() == ["/var", "tmpfs"], out + err)
+    rc, out, err = g.sh("cd %s/ && touch .probe && rm .probe && echo writable" % certs_link)
+    r.check("opcua_server: the writable path is writable through the plugin's link", rc == 0 and "writable" in out,
+            out + err)
+    rc, out, err = g.sh("ls -l %s/certs/; find /usr -xdev \\( -name 'server_key.pem' -o -name 'server_cert.der' \\)"
+                        " -print" % OPCUA_STATE)
+    r.check("opcua_server: its certificate and key are in %s/certs (none under /usr)" % OPCUA_STATE,
+            rc == 0 and "server_cert.der" in out and "server_key.pem" in out
+            and "/usr/" not in out, out + err)
+    t_client = time.monotonic()
+    rc, out, err = g.sh("%s -I -B %s/opcua_read.py %s %s 1.5 ramp sine heartbeat setpoint=1234"
+                        % (OPCUA_PYTHON, GUEST_TOOLS, OPCUA_ENDPOINT, OPCUA_NAMESPACE), timeout=180)
+    client_s = time.monotonic() - t_client
+    ok = rc == 0
+    res = {}
+    if ok:
+        res = json.loads(out)
+        a, b = res["first"], res["second"]
+        # ramp_writer's %IW0 ramp (0..1000 over 10 s) and %IW1 sine (0..20000).
+        ok = (all(0 <= v["ramp"] <= 1000 and 0 <= v["sine"] <= 20000 and isinstance(v["heartbeat"], bool)
+                  for v in (a, b)) and a["ramp"] != b["ramp"])
+    r.check("OPC UA client in the guest (asyncua, opcua_server's venv) reads ramp_writer's live %%IW0 on %s "
+            "(ramp %s, then %s)"
+            % (OPCUA_ENDPOINT, res.get("first", {}).get("ramp"), res.get("second", {}).get("ramp")),
+            ok, "rc %s\n%s%s" % (rc, out, err))
+    r.info("OPC UA client: %.1f s in all (python start + asyncua import + connect %s s, first reads %s s)"
+           % (client_s, res.get("connect_s"), res.get("read_s")))
+    back = None
+    for _ in range(10):
+        back = g.sh("python3 -I -B %s/modbus_read.py hr 1 1" % GUEST_TOOLS)
+        if back[0] == 0 and json.loads(back[1]) == [1234]:
+            break
+        time.sleep(0.5)
+    r.check("OPC UA write of 'setpoint' (%QW1) = 1234 is in the image: Modbus FC3 reads it back",
+            ok and res.get("wrote") == {"setpoint": 1234} and back[0] == 0 and json.loads(back[1]) == [1234],
+            "client: %s\nmodbus: %r" % (res, back))
+    done(r, "1b", t)
+
     # ------------------------------------------------------------ step 2
     t = step(r, 2, "reload with drop-ins")
     main_pid = props["MainPID"]
@@ -360,8 +439,10 @@ def run(opts, g, r):
     ok_line = g.wait_journal(r"^reload ok: 1 started, 0 stopped", c, timeout=60)
     probe = g.wait_journal(r"\[probe2\] reload_probe: start_loop", c, timeout=5)
     p = g.show("StatusText", "MainPID", "ActiveState")
-    r.check("reload: %s/70-probe2.conf adds plugin probe2 (same MainPID, '5 plugin(s) running')" % DROPINS,
-            ok_line and probe and p["MainPID"] == main_pid and p["StatusText"].startswith("5 plugin(s) running, 0 failed"),
+    r.check("reload: %s/70-probe2.conf adds plugin probe2 (same MainPID, '%d plugin(s) running')"
+            % (DROPINS, N_RELOADED),
+            ok_line and probe and p["MainPID"] == main_pid
+            and p["StatusText"].startswith("%d plugin(s) running, 0 failed" % N_RELOADED),
             "%s\n%s\n%s\n%s" % (ok_line, probe, p, "\n".join(g.journal(c))))
     c = g.cursor()
     g.out("printf 'broken,/usr/lib/openplc/plugins/reload_probe/plugin.py,yes,0,,\\n' > %s/80-broken.conf" % DROPINS)
@@ -370,9 +451,10 @@ def run(opts, g, r):
     named = g.wait_journal(r"80-broken\.conf:1", c, timeout=5)
     p = g.show("StatusText", "MainPID", "ActiveState")
     status = g.sh("systemctl status --no-pager -l %s" % UNIT)[1]
-    r.check("reload: a broken drop-in leaves the 5 plugins running, STATUS= says why",
+    r.check("reload: a broken drop-in leaves the %d plugins running, STATUS= says why" % N_RELOADED,
             failed_line and p["MainPID"] == main_pid and p["ActiveState"] == "active"
-            and p["StatusText"].startswith("5 plugin(s) running, 0 failed") and "reload failed" in p["StatusText"],
+            and p["StatusText"].startswith("%d plugin(s) running, 0 failed" % N_RELOADED)
+            and "reload failed" in p["StatusText"],
             "%s\n%s\n%s" % (failed_line, p, "\n".join(g.journal(c))))
     r.check("reload: 'systemctl status' shows the reason, the journal names 80-broken.conf:1",
             re.search(r"Status: \".*reload failed", status) is not None and named is not None,
@@ -404,10 +486,11 @@ def run(opts, g, r):
     r.check("watchdog: systemd restarted the service and it is READY again (new MainPID %s, NRestarts %s -> %s)"
             % (p2["MainPID"], props["NRestarts"], p2["NRestarts"]),
             p is not None and int(p2["NRestarts"]) == int(props["NRestarts"]) + 1
-            and p2["StatusText"].startswith("5 plugin(s) running, 0 failed"),
+            and p2["StatusText"].startswith("%d plugin(s) running, 0 failed" % N_RELOADED),
             "%s\n%s" % (p2, "\n".join(g.journal(c)[-40:])))
     r.info("watchdog: stall -> timeout %.1f s, stall -> READY again %.1f s" % (t_timeout, t_back))
     g.out("rm -f %s/stall" % TRIGGERS)
+    wait_opcua(g, r, c, "after the watchdog restart")
 
     c = g.cursor()
     g.out("mkdir -p %s && printf '[Service]\\nExecStart=\\nExecStart=/usr/bin/openplc-runtime run --config "
@@ -415,17 +498,18 @@ def run(opts, g, r):
           % (OVERRIDE_DIR, OVERRIDE_DIR))
     g.out("systemctl restart %s" % UNIT, timeout=180)
     p = g.wait_active(60)
+    wait_opcua(g, r, c, "under --isolation process")
     props = g.show("MainPID", "NRestarts", "StatusText", "ExecStart")
-    r.check("process isolation: restarted with --isolation process, 5 plugins running",
+    r.check("process isolation: restarted with --isolation process, %d plugins running" % N_RELOADED,
             p is not None and "--isolation process" in props["ExecStart"]
-            and props["StatusText"].startswith("5 plugin(s) running, 0 failed"), props)
+            and props["StatusText"].startswith("%d plugin(s) running, 0 failed" % N_RELOADED), props)
     main_pid = props["MainPID"]
     workers = g.children(main_pid)
     started = g.wait_journal(r"qemu_test: start_loop \(pid \d+\)", c, timeout=10) or ""
     m = re.search(r"qemu_test: start_loop \(pid (\d+)\)", started)
     old_worker = m.group(1) if m else None
     r.check("process isolation: %d worker processes, qemu_test's is pid %s" % (len(workers), old_worker),
-            len(workers) == 5 and old_worker in workers, "children of %s: %s" % (main_pid, workers))
+            len(workers) == N_RELOADED and old_worker in workers, "children of %s: %s" % (main_pid, workers))
     figures["rss_process"] = (g.hwm_kb(main_pid), [g.hwm_kb(w) for w in workers])
     c = g.cursor()
     g.out("date > %s/crash" % TRIGGERS)
@@ -440,7 +524,8 @@ def run(opts, g, r):
             and after["ActiveState"] == "active",
             "%s\n%s\n%s\n%s\n%s" % (died, restarting, again, after, "\n".join(g.journal(c)[-30:])))
     r.check("process isolation: only that worker was replaced (other workers %s unchanged)" % " ".join(others),
-            all(w in workers_after for w in others) and old_worker not in workers_after and len(workers_after) == 5,
+            all(w in workers_after for w in others) and old_worker not in workers_after
+            and len(workers_after) == N_RELOADED,
             "before %s, after %s" % (workers, workers_after))
     g.out("rm -f %s/crash" % TRIGGERS)
     done(r, 3, t)
@@ -461,6 +546,7 @@ def run(opts, g, r):
         r"^stopping \(signal\): stop_loop, then cleanup, in reverse order",
         r"\[probe2\] reload_probe: stop_loop",
         r"\[ramp_writer\] ramp_writer: stopped",
+        r"\[opcua_server\] opcua_server: stopped",
         r"\[modbus_server\] modbus_server: stopped",
         r"\[qemu_test\] qemu_test: stop_loop",
         r"\[probe2\] reload_probe: cleanup",
@@ -469,8 +555,11 @@ def run(opts, g, r):
     ]
     idx = ordered(lines, patterns)
     r.check("stop: journal shows stop_loop then cleanup in reverse load order "
-            "(probe2, ramp_writer, modbus_server, qemu_test)", None not in idx,
+            "(probe2, ramp_writer, opcua_server, modbus_server, qemu_test)", None not in idx,
             "\n".join("%s: %s" % (p_, i) for p_, i in zip(patterns, idx)) + "\n" + "\n".join(lines[-40:]))
+    over = [ln for ln in lines if "did not return within" in ln or "did not stop" in ln]
+    r.check("stop: every plugin's stop_loop returned within the runtime's 5 s budget (opcua_server's too)",
+            not over, "\n".join(over))
     in_cgroup = g.out("cat /sys/fs/cgroup%s/cgroup.procs 2>/dev/null; true" % cgroup).split()
     running = g.runtime_processes()
     r.check("stop: no process of the unit left (%d openplc-runtime processes before, none after; cgroup %s "
@@ -505,7 +594,8 @@ def run(opts, g, r):
     kernel, process, host = figures["boot_to_ready"]
     r.info("boot to READY: %.1f s after the kernel started (guest monotonic), %.1f s from the runtime's start, "
            "%.1f s after qemu was launched" % (kernel, process, host))
-    r.info("peak RSS, --isolation shared: %s kB (VmHWM of the runtime, 4 plugins)" % figures["rss_shared"])
+    r.info("peak RSS, --isolation shared: %s kB (VmHWM of the runtime, %d plugins)"
+           % (figures["rss_shared"], N_BOOT))
     sup, workers = figures["rss_process"]
     r.info("peak RSS, --isolation process: supervisor %s kB, workers %s kB (total %s kB)"
            % (sup, " + ".join(str(w) for w in workers), (sup or 0) + sum(w or 0 for w in workers)))

@@ -33,6 +33,18 @@ contains "test-qemu-system says what --deadline needs" "$err" "--deadline needs 
 run python3 "$project/tests/qemu-system/drive.py" --help
 expect_rc "drive.py --help exits 0" 0
 
+# The image's cache key hashes its inputs: every tests/qemu-system file the
+# script puts into the image must be one of them (else a changed guest tool
+# would not remake the image), and the examples (opcua_server among them) are.
+installed=$(grep -v '^[[:space:]]*#' "$make_image" | grep -o 'tests/qemu-system/[A-Za-z0-9_.-]*' | sort -u)
+hashed=$(sed -n '/^guest_test_files=(/,/)$/p' "$make_image" | grep -o 'tests/qemu-system/[A-Za-z0-9_.-]*' | sort -u)
+equals "every tests/qemu-system file installed into the image is in its key's inputs" \
+    "$(comm -23 <(printf '%s\n' "$installed") <(printf '%s\n' "$hashed"))" ""
+contains "the guest's OPC UA client is installed" "$installed" "tests/qemu-system/opcua_read.py"
+contains "the examples are in the key's inputs" "$(grep '^inputs=(' "$make_image")" "examples/plugins"
+contains "opcua_server goes in with its writable certs path" "$(sed -n '/^examples=(/,/)$/p' "$make_image")" \
+    "opcua_server:config.json:certs"
+
 kdir=$tmp/modules/6.12.0-test
 mkdir -p "$kdir"
 cat >"$kdir/modules.dep" <<'DEP'
