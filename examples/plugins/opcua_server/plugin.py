@@ -58,8 +58,11 @@ DEFAULT_POLL_MS = 100
 #: longer, and the runtime gives start_loop only 10 s. Then start_loop returns
 #: and the server thread logs "listening on" (or the error) when it gets there.
 START_WAIT_S = 5.0
-#: stop_loop() waits this long for the server thread.
-JOIN_TIMEOUT_S = 5.0
+#: stop_loop() waits this long for the server thread: less than the runtime's
+#: 5 s stop_loop budget, so a server still starting (asyncua loading its
+#: address space can take half a minute on a slow board) is abandoned with a
+#: log line instead of overrunning the budget. Its thread is a daemon.
+JOIN_TIMEOUT_S = 3.0
 
 #: IEC data type -> (bytes, OPC UA variant type, struct format or None for ints).
 DATATYPES = {
@@ -230,6 +233,7 @@ class _ServerThread:
         self._args, self._cfg, self._vars = args, cfg, variables
         self._by_node = {}
         self._loop = None
+        self._task = None
         self._stopping = None
         self._ready = threading.Event()
         self._error = None
@@ -256,7 +260,11 @@ class _ServerThread:
         return not self._thread.is_alive()
 
     def _request_stop(self):
-        if self._stopping is not None:
+        # Still starting: cancel the start-up (it stops at its next await)
+        # rather than wait for a server that would then be stopped at once.
+        if not self._ready.is_set() and self._task is not None:
+            self._task.cancel()
+        elif self._stopping is not None:
             self._stopping.set()
 
     def _run(self):
@@ -264,7 +272,10 @@ class _ServerThread:
         asyncio.set_event_loop(loop)
         self._loop = loop
         try:
-            loop.run_until_complete(self._serve())
+            self._task = loop.create_task(self._serve())
+            loop.run_until_complete(self._task)
+        except asyncio.CancelledError:
+            self._args.log("info", "opcua_server: start-up cancelled by stop_loop")
         except Exception as exc:
             self._error = "opcua_server: server thread failed: %s: %s" % (type(exc).__name__, exc)
         finally:
