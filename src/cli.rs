@@ -38,6 +38,10 @@ OPTIONS:
                            (least memory; conflicting package versions are
                            refused); process: each Python plugin in its own
                            worker process and interpreter [default: shared]
+    --worker-start HOW     process isolation: zygote: fork each worker from one
+                           pre-started interpreter with common stdlib modules
+                           loaded (fast, pages shared); exec: start each
+                           worker as a new process [default: zygote]
     --scan-period TIME     scan period, e.g. 20ms, 500us [default: 20ms]
     --scan-priority N      SCHED_FIFO priority of the scan thread, 1-99, or 0
                            for normal scheduling [default: 40]
@@ -82,6 +86,8 @@ pub enum Command {
     PythonInfo(Options),
     /// Internal: a worker process of `--isolation process` (raw arguments).
     Worker(Vec<OsString>),
+    /// Internal: the zygote of `--isolation process` (raw arguments).
+    Zygote(Vec<OsString>),
     Help,
     Version,
 }
@@ -100,10 +106,15 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Error> {
     let mut log = logging::Options::default();
     let mut command: Option<&str> = None;
     let mut it = args.into_iter().peekable();
-    if it.peek().is_some_and(|a| a == "worker") {
-        it.next();
+    if it.peek().is_some_and(|a| a == "worker" || a == "zygote") {
+        let which = it.next().unwrap_or_default();
+        let rest = it.collect();
         return Ok(Cli {
-            command: Command::Worker(it.collect()),
+            command: if which == "worker" {
+                Command::Worker(rest)
+            } else {
+                Command::Zygote(rest)
+            },
             log,
         });
     }
@@ -142,6 +153,18 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Error> {
                 let v = value("--isolation")?;
                 opts.isolation = Isolation::parse(&v)
                     .ok_or_else(|| usage(format!("--isolation {v}: expected shared or process")))?;
+            }
+            "--worker-start" => {
+                let v = value("--worker-start")?;
+                opts.zygote = match v.as_str() {
+                    "zygote" => true,
+                    "exec" => false,
+                    _ => {
+                        return Err(usage(format!(
+                            "--worker-start {v}: expected zygote or exec"
+                        )));
+                    }
+                };
             }
             "--scan-period" => {
                 let v = value("--scan-period")?;

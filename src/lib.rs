@@ -17,8 +17,9 @@
 //! - `debugger` (OpenPLC's `debug_*` callbacks over the image), `python`
 //!   (the embedded interpreter; all pyo3 code), `native` (type 1
 //!   plugins: dlopen, their lifecycle calls and cycle hooks);
-//! - `worker` (process isolation: a plugin in a process of its own), `scan`
-//!   (the scan thread);
+//! - `worker` (process isolation: a plugin in a process of its own),
+//!   `zygote` (the pre-initialised interpreter workers are forked from),
+//!   `scan` (the scan thread);
 //! - `options` (the settings of `run` and `check`);
 //! - `supervisor` (start-up, plugin states and steps, restarts, reload,
 //!   status, shutdown), `check`, `cli`.
@@ -45,3 +46,4 @@ pub mod sys;
 pub mod systemd;
 pub mod venv;
 pub mod worker;
+pub mod zygote;

@@ -24,6 +24,9 @@ pub struct Options {
     pub python_home: Option<PathBuf>,
     /// SCHED_FIFO priority of the scan thread; `None` = normal scheduling.
     pub scan_priority: Option<i32>,
+    /// Process isolation: fork workers from a zygote (`true`), or re-execute
+    /// the binary for each (`--worker-start exec`).
+    pub zygote: bool,
 }
 
 impl Default for Options {
@@ -36,6 +39,7 @@ impl Default for Options {
             buffer_size: image::DEFAULT_BUFFER_SIZE,
             python_home: None,
             scan_priority: Some(scan::DEFAULT_PRIORITY),
+            zygote: true,
         }
     }
 }

@@ -29,6 +29,8 @@ use crate::venv::PyVersion;
 
 /// Python helpers the runtime calls. Plain functions over their arguments.
 const HELPER_SRC: &CStr = cr#"
+import gc
+import importlib
 import importlib.util
 import os
 import site
@@ -88,6 +90,113 @@ def flush_stdio():
                 stream.flush()
         except Exception:
             pass
+
+
+# The zygote (process isolation): stdlib modules imported once before the
+# forks. Modules with import-time side effects are never preloaded.
+_NO_PRELOAD = {"__main__", "antigravity", "idlelib", "this", "tkinter", "turtle",
+               "turtledemo", "test", "pydoc_data", "ensurepip", "venv", "distutils",
+               "lib2to3", "readline", "curses"}
+# What sys.modules held before the preload (the interpreter's own start-up and
+# this helper's imports: a re-executed worker has them too).
+_BEFORE_PRELOAD = None
+# Top-level name -> origin of every module the preload added.
+_PRELOADED = {}
+
+
+def _origin(module):
+    spec = getattr(module, "__spec__", None)
+    if spec is not None:
+        return spec.origin
+    return getattr(module, "__file__", None)
+
+
+def _preloadable(name):
+    top = name.partition(".")[0]
+    stdlib = getattr(sys, "stdlib_module_names", None)
+    return top not in _NO_PRELOAD and (stdlib is None or top in stdlib)
+
+
+def preload(names):
+    global _BEFORE_PRELOAD
+    _BEFORE_PRELOAD = set(sys.modules)
+    failed = []
+    for name in names:
+        if not _preloadable(name):
+            continue
+        try:
+            importlib.import_module(name)
+        except Exception as e:
+            failed.append("%s (%s: %s)" % (name, type(e).__name__, e))
+    # Warm what every worker runs next (the compiler, for its plugin file),
+    # so that its lazily made state is made once, here.
+    exec(compile("def init(args):\n    pass\n\nclass C:\n    x = [i for i in range(3)]\n",
+                 "<openplc-runtime warm-up>", "exec"), {})
+    for name, module in list(sys.modules.items()):
+        if name not in _BEFORE_PRELOAD and "." not in name:
+            _PRELOADED[name] = _origin(module)
+    # What is loaded now stays: keep the collector off those pages, so that
+    # they stay shared with the forked workers (copy-on-write).
+    gc.collect()
+    gc.freeze()
+    return len(sys.modules) - len(_BEFORE_PRELOAD), failed
+
+
+def fork(state_var, state_dir):
+    pid = os.fork()
+    if pid == 0:
+        if state_dir is None:
+            os.environ.pop(state_var, None)
+        else:
+            os.environ[state_var] = os.fspath(state_dir)
+    return pid
+
+
+def preload_shadowed():
+    # Which preloaded top-level modules this sys.path (set by set_paths, with
+    # the finders its .pth files installed) would import from elsewhere.
+    out = []
+    for name, origin in _PRELOADED.items():
+        spec = None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            if find is None:
+                continue
+            try:
+                spec = find(name, None)
+            except Exception:
+                spec = None
+                origin = object()
+            if spec is not None:
+                break
+        if spec is None or spec.origin != origin:
+            out.append(name)
+    return sorted(out)
+
+
+def drop_preload():
+    # Back to what a re-executed worker has: every module the preload added is
+    # forgotten and imported afresh, from this sys.path, when asked for.
+    for name in list(sys.modules):
+        if name not in _BEFORE_PRELOAD:
+            del sys.modules[name]
+    _PRELOADED.clear()
+    gc.unfreeze()
+    importlib.invalidate_caches()
+
+
+def stdlib_loaded():
+    # The stdlib modules this process imported (for the next zygote's preload).
+    roots = tuple(os.path.join(p, "") for p in _BASE_PATH if p)
+    out = []
+    for name, module in list(sys.modules.items()):
+        if not _preloadable(name):
+            continue
+        origin = _origin(module)
+        if origin in ("built-in", "frozen") or (
+                isinstance(origin, str) and origin.startswith(roots)):
+            out.append(name)
+    return sorted(out)
 
 
 def info():
@@ -226,6 +335,13 @@ pub fn start(home: Option<&Path>) -> Result<Interpreter, Error> {
     })
 }
 
+/// Paths as Python `str` (file-system encoding), not `pathlib.Path`: pyo3
+/// converts a `PathBuf` to the latter, and importing `pathlib` costs a fresh
+/// worker about 10 ms that the plugin may never need.
+fn os_strings(paths: &[PathBuf]) -> Vec<std::ffi::OsString> {
+    paths.iter().map(|p| p.as_os_str().to_owned()).collect()
+}
+
 /// "Type: message" plus the traceback, for a Python exception.
 fn describe(py: Python<'_>, err: &PyErr) -> String {
     let value = err.value(py);
@@ -301,7 +417,7 @@ impl Interpreter {
                 .helper_call(
                     py,
                     "set_paths",
-                    (plugin_dirs.to_vec(), site_dirs.to_vec(), system_site),
+                    (os_strings(plugin_dirs), os_strings(site_dirs), system_site),
                 )
                 .map_err(|e| format!("during sys.path set-up: {}", describe(py, &e)))?;
             r.extract().map_err(|e: PyErr| e.to_string())
@@ -323,7 +439,7 @@ impl Interpreter {
     pub fn load_plugin(&self, module_name: &str, path: &Path) -> Result<Module, String> {
         Python::attach(|py| {
             let m = self
-                .helper_call(py, "load_plugin", (module_name, path))
+                .helper_call(py, "load_plugin", (module_name, path.as_os_str()))
                 .map_err(|e| describe(py, &e))?;
             Ok(Module {
                 name: module_name.to_string(),
@@ -368,6 +484,65 @@ impl Interpreter {
                 Ok(_) => CallOutcome::Ok,
                 Err(e) => CallOutcome::Raised(describe(py, &e)),
             }
+        })
+    }
+
+    /// The zygote's preload: imports the stdlib modules `names` (those that are
+    /// stdlib and not known for import-time side effects), then freezes the
+    /// collector's view of everything loaded. Returns how many modules were
+    /// added and the names that failed, with why.
+    pub fn preload(&self, names: &[String]) -> Result<(usize, Vec<String>), String> {
+        Python::attach(|py| {
+            let r = self
+                .helper_call(py, "preload", (names.to_vec(),))
+                .map_err(|e| format!("during the preload: {}", describe(py, &e)))?;
+            r.extract().map_err(|e: PyErr| e.to_string())
+        })
+    }
+
+    /// `os.fork()` (with Python's own before/after-fork handling); in the
+    /// child, `OPENPLC_PLUGIN_STATE_DIR` is set to `state_dir` (or removed).
+    /// Call only while this process has a single thread.
+    pub fn fork(&self, state_dir: Option<&Path>) -> Result<u32, String> {
+        Python::attach(|py| {
+            let r = self
+                .helper_call(
+                    py,
+                    "fork",
+                    (crate::plugin_state::ENV_VAR, state_dir.map(Path::as_os_str)),
+                )
+                .map_err(|e| describe(py, &e))?;
+            r.extract().map_err(|e: PyErr| e.to_string())
+        })
+    }
+
+    /// The preloaded top-level modules that the current `sys.path` (and the
+    /// finders its `.pth` files added) would import from somewhere else.
+    pub fn preload_shadowed(&self) -> Result<Vec<String>, String> {
+        Python::attach(|py| {
+            let r = self
+                .helper_call(py, "preload_shadowed", ())
+                .map_err(|e| describe(py, &e))?;
+            r.extract().map_err(|e: PyErr| e.to_string())
+        })
+    }
+
+    /// Forgets every preloaded module: this process then imports as a fresh
+    /// interpreter would.
+    pub fn drop_preload(&self) -> Result<(), String> {
+        Python::attach(|py| {
+            self.helper_call(py, "drop_preload", ())
+                .map(|_| ())
+                .map_err(|e| describe(py, &e))
+        })
+    }
+
+    /// The stdlib modules loaded in this process (sorted names).
+    pub fn stdlib_loaded(&self) -> Vec<String> {
+        Python::attach(|py| {
+            self.helper_call(py, "stdlib_loaded", ())
+                .and_then(|r| r.extract())
+                .unwrap_or_default()
         })
     }
 

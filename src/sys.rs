@@ -2,7 +2,7 @@
 //! image and the interpreter: the monotonic clock, absolute sleeps, poll and the
 //! effective user. Keeping them here keeps `unsafe` out of everything else.
 
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 /// CLOCK_MONOTONIC in ns.
@@ -141,4 +141,193 @@ pub fn kill(pid: u32, sig: i32) {
     // hits nothing (workers are reaped only by us, so the pid is not reused
     // while we hold the Child).
     unsafe { libc::kill(pid as libc::pid_t, sig) };
+}
+
+/// A connected pair of `SOCK_SEQPACKET` Unix sockets (close-on-exec): the
+/// zygote's channel, where every message is one packet and may carry a
+/// descriptor.
+pub fn seqpacket_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1; 2];
+    // SAFETY: `fds` is a valid array of two ints for the new descriptors.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: socketpair succeeded: both descriptors are new and ours.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Largest packet on a seqpacket channel (a zygote's fork request or log
+/// line); a longer log line is cut.
+pub const MAX_PACKET: usize = 64 * 1024;
+
+/// Sends one packet on `sock`, with descriptor `fd` attached when given.
+pub fn send_packet(sock: RawFd, data: &[u8], fd: Option<RawFd>) -> std::io::Result<()> {
+    let data = &data[..data.len().min(MAX_PACKET)];
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // Room for one descriptor's control message, suitably aligned.
+    let mut cbuf = [0u64; 8];
+    // SAFETY: a zeroed msghdr is valid; every pointer set below points to
+    // memory that outlives the sendmsg call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if let Some(fd) = fd {
+        // SAFETY: CMSG_SPACE is a pure computation.
+        let space = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as usize;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        // SAFETY: msg_control points to `space` bytes (<= 64) we own; the
+        // first header is written inside them.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd);
+        }
+    }
+    loop {
+        // SAFETY: `msg` is fully initialised and valid for the call.
+        let rc = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
+        if rc >= 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Receives one packet from `sock`: `Ok(None)` when the peer closed it. A
+/// descriptor that came with it is returned owned (close-on-exec).
+pub fn recv_packet(sock: RawFd) -> std::io::Result<Option<(Vec<u8>, Option<OwnedFd>)>> {
+    let mut buf = vec![0u8; MAX_PACKET];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut cbuf = [0u64; 8];
+    // SAFETY: as in `send_packet`; the buffers outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = size_of_val(&cbuf) as _;
+    let n = loop {
+        // SAFETY: `msg` points to valid buffers of the stated lengths.
+        let rc = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if rc >= 0 {
+            break rc as usize;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    };
+    let mut fd = None;
+    // SAFETY: the kernel filled `msg_control`/`msg_controllen`; the CMSG
+    // macros walk only inside them. A descriptor received is new and ours.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let raw = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>());
+                fd = Some(OwnedFd::from_raw_fd(raw));
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    if n == 0 && fd.is_none() {
+        return Ok(None);
+    }
+    buf.truncate(n);
+    Ok(Some((buf, fd)))
+}
+
+/// Blocks SIGCHLD in this (single-threaded) process and returns a signalfd
+/// that becomes readable when a child changes state: the zygote's way to reap
+/// its children in the same poll loop as its requests.
+pub fn sigchld_fd() -> std::io::Result<OwnedFd> {
+    // SAFETY: the sigset is initialised by sigemptyset before use; the
+    // signalfd is new and ours.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Empties a signalfd (its siginfo records are not needed: `reap_children`
+/// asks waitpid).
+pub fn drain_signalfd(fd: RawFd) {
+    let mut buf = [0u8; 128 * 8];
+    // SAFETY: reading into a buffer we own, of its length; the fd is
+    // non-blocking, so this ends at EAGAIN.
+    while unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+}
+
+/// Reaps every child that exited: `(pid, raw wait status)`.
+pub fn reap_children() -> Vec<(u32, i32)> {
+    let mut out = Vec::new();
+    loop {
+        let mut status = 0;
+        // SAFETY: a valid out-pointer; WNOHANG never blocks.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            return out;
+        }
+        out.push((pid as u32, status));
+    }
+}
+
+/// In a child just forked by the zygote: unblocks the signals the zygote
+/// blocked, makes its own process group, and asks to be killed when its
+/// parent (the zygote, itself tied to the supervisor) dies. Exits at once
+/// when that parent is already gone.
+pub fn forked_child_setup(parent: u32) {
+    // SAFETY: plain libc calls on this process, no pointers but the sigset we
+    // initialise first.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        libc::setpgid(0, 0);
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() as u32 != parent {
+            libc::_exit(1);
+        }
+    }
+}
+
+/// Closes a descriptor this process holds by number only (a forked child
+/// dropping the zygote's).
+pub fn close_fd(fd: RawFd) {
+    // SAFETY: closing a descriptor number; at worst it is already closed.
+    unsafe { libc::close(fd) };
+}
+
+/// The parent's pid.
+pub fn parent_pid() -> u32 {
+    // SAFETY: getppid has no preconditions.
+    unsafe { libc::getppid() as u32 }
 }

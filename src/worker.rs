@@ -26,9 +26,9 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
@@ -173,11 +173,56 @@ impl Spec {
     }
 }
 
+impl Spec {
+    /// The `worker` command line for this spec, without the descriptors
+    /// (also the payload of a zygote's fork request).
+    pub fn to_args(&self) -> Vec<OsString> {
+        let mut a: Vec<OsString> = Vec::new();
+        let mut pair = |k: &str, v: OsString| {
+            a.push(k.into());
+            a.push(v);
+        };
+        pair("--plugin-name", spec_os(&self.plugin));
+        pair("--plugin", self.path.clone().into_os_string());
+        pair("--slot", self.slot.to_string().into());
+        pair("--buffer-size", self.buffer_size.to_string().into());
+        pair("--period-ns", self.period_ns.to_string().into());
+        if let Some(c) = &self.config_path {
+            pair("--plugin-config", c.clone().into_os_string());
+        }
+        for d in &self.site_dirs {
+            pair("--site-dir", d.clone().into_os_string());
+        }
+        if let Some(h) = &self.python_home {
+            pair("--python-home", h.clone().into_os_string());
+        }
+        if let Some(d) = &self.state_dir {
+            pair("--state-dir", d.clone().into_os_string());
+        }
+        if self.system_site {
+            a.push("--system-site".into());
+        }
+        a
+    }
+}
+
+fn spec_os(s: &str) -> OsString {
+    OsString::from(s)
+}
+
+/// How the supervisor waits for, and kills, a worker: its own child
+/// (re-executed binary), or a child of the zygote, which reaps it and reports
+/// its exit status.
+enum Proc {
+    Exec(Mutex<Child>),
+    Forked(Arc<crate::zygote::Zygote>),
+}
+
 /// The supervisor's handle on a worker process.
 pub struct Worker {
     pub pid: u32,
     pub started: Instant,
-    child: Mutex<Child>,
+    proc_: Proc,
     ctl: Mutex<UnixStream>,
     results: Mutex<mpsc::Receiver<(String, CallOutcome)>>,
     /// `cleanup` was sent: the worker exits after answering it.
@@ -194,47 +239,63 @@ impl Worker {
         let image_fd = image.fd().as_raw_fd();
         let mut cmd = Command::new(exe);
         cmd.arg("worker")
-            .arg("--plugin-name")
-            .arg(&spec.plugin)
-            .arg("--plugin")
-            .arg(&spec.path)
-            .arg("--slot")
-            .arg(spec.slot.to_string())
+            .args(spec.to_args())
             .arg("--image-fd")
             .arg(image_fd.to_string())
             .arg("--control-fd")
-            .arg(theirs.as_raw_fd().to_string())
-            .arg("--buffer-size")
-            .arg(spec.buffer_size.to_string())
-            .arg("--period-ns")
-            .arg(spec.period_ns.to_string());
-        if let Some(c) = &spec.config_path {
-            cmd.arg("--plugin-config").arg(c);
-        }
-        for d in &spec.site_dirs {
-            cmd.arg("--site-dir").arg(d);
-        }
-        if spec.system_site {
-            cmd.arg("--system-site");
-        }
-        if let Some(h) = &spec.python_home {
-            cmd.arg("--python-home").arg(h);
-        }
-        match &spec.state_dir {
-            Some(d) => cmd.env(crate::plugin_state::ENV_VAR, d),
-            None => cmd.env_remove(crate::plugin_state::ENV_VAR),
-        };
+            .arg(theirs.as_raw_fd().to_string());
         // Only the supervisor talks to systemd (NotifyAccess=main).
         cmd.env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
             .env_remove("WATCHDOG_PID")
             .stdin(Stdio::null());
+        match &spec.state_dir {
+            Some(d) => cmd.env(crate::plugin_state::ENV_VAR, d),
+            None => cmd.env_remove(crate::plugin_state::ENV_VAR),
+        };
         let child = crate::sys::spawn_worker(&mut cmd, &[image_fd, theirs.as_raw_fd()])?;
         drop(theirs);
         let pid = child.id();
+        Worker::with_channel(
+            pid,
+            Proc::Exec(Mutex::new(child)),
+            ours,
+            &spec.plugin,
+            exited,
+        )
+    }
+
+    /// Starts a worker for `spec` as a fork of `zygote` (which maps the same
+    /// image). As [`Worker::spawn`] otherwise.
+    pub fn fork(
+        spec: &Spec,
+        zygote: &Arc<crate::zygote::Zygote>,
+        exited: mpsc::Sender<u32>,
+    ) -> std::io::Result<Worker> {
+        let (ours, theirs) = UnixStream::pair()?;
+        let pid = zygote.fork(spec, theirs.into())?;
+        Worker::with_channel(
+            pid,
+            Proc::Forked(Arc::clone(zygote)),
+            ours,
+            &spec.plugin,
+            exited,
+        )
+    }
+
+    /// The handle on a started worker process `pid` whose control socket is
+    /// `ours`: a thread reads its frames (log records, results, stop requests)
+    /// and sends `pid` on `exited` when the socket closes.
+    fn with_channel(
+        pid: u32,
+        proc_: Proc,
+        ours: UnixStream,
+        plugin: &str,
+        exited: mpsc::Sender<u32>,
+    ) -> std::io::Result<Worker> {
         let (tx, rx) = mpsc::channel();
         let mut reader = ours.try_clone()?;
-        let name = spec.plugin.clone();
+        let name = plugin.to_string();
         std::thread::Builder::new()
             .name(format!("w-{name}").chars().take(15).collect())
             .spawn(move || {
@@ -255,6 +316,7 @@ impl Worker {
                             crate::signals::wake();
                         }
                         Ok(Some((b'S', _))) => crate::signals::request_stop(),
+                        Ok(Some((b'M', p))) => crate::zygote::learn(&p),
                         Ok(Some((k, _))) => {
                             log::warn!("[{name}] worker sent an unknown frame {k:?}");
                         }
@@ -267,7 +329,7 @@ impl Worker {
         Ok(Worker {
             pid,
             started: Instant::now(),
-            child: Mutex::new(child),
+            proc_,
             ctl: Mutex::new(ours),
             results: Mutex::new(rx),
             exit_expected: AtomicBool::new(false),
@@ -321,14 +383,28 @@ impl Worker {
         self.exit_expected.load(Ordering::SeqCst)
     }
 
-    /// SIGKILL.
+    /// SIGKILL (a forked worker through its zygote, which knows whether the
+    /// pid is still its child).
     pub fn kill(&self) {
-        crate::sys::kill(self.pid, libc::SIGKILL);
+        match &self.proc_ {
+            Proc::Exec(_) => crate::sys::kill(self.pid, libc::SIGKILL),
+            Proc::Forked(z) => z.kill(self.pid),
+        }
     }
 
     /// Reaps the worker, waiting at most `budget`, then killing it.
     pub fn reap(&self, budget: Duration) -> Option<ExitStatus> {
-        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        let child = match &self.proc_ {
+            Proc::Exec(c) => c,
+            Proc::Forked(z) => {
+                let status = z.wait_exit(self.pid, budget).or_else(|| {
+                    z.kill(self.pid);
+                    z.wait_exit(self.pid, EXIT_BUDGET)
+                });
+                return status.map(ExitStatus::from_raw);
+            }
+        };
+        let mut child = child.lock().unwrap_or_else(|e| e.into_inner());
         let end = Instant::now() + budget;
         loop {
             if let Ok(Some(st)) = child.try_wait() {
@@ -383,23 +459,42 @@ pub fn describe_exit(status: Option<ExitStatus>) -> String {
 
 // --- the worker process ----------------------------------------------------------
 
-/// The worker's one writer to its supervisor: log records (from any plugin
+/// Where this process's frames go: a worker's control socket (a stream of
+/// length-prefixed frames), or the zygote's packet channel.
+enum Sink {
+    None,
+    Stream(UnixStream),
+    Packet(RawFd),
+}
+
+/// The process's one writer to its supervisor: log records (from any plugin
 /// thread), stop requests and call results all go through it, a whole frame
 /// at a time, so frames never interleave (a torn frame would make the
-/// supervisor take a healthy worker for dead).
-struct ControlWriter(Mutex<UnixStream>);
+/// supervisor take a healthy worker for dead). A forked worker switches it
+/// from the zygote's channel to its own socket before running anything else.
+static OUT: Mutex<Sink> = Mutex::new(Sink::None);
 
-impl ControlWriter {
-    fn send(&self, kind: u8, payload: &[u8]) {
-        let mut ctl = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = write_frame(&mut *ctl, kind, payload);
+/// Sends one frame to the supervisor.
+pub(crate) fn send(kind: u8, payload: &[u8]) {
+    let mut out = OUT.lock().unwrap_or_else(|e| e.into_inner());
+    match &mut *out {
+        Sink::None => {}
+        Sink::Stream(s) => {
+            let _ = write_frame(s, kind, payload);
+        }
+        Sink::Packet(fd) => {
+            let mut p = Vec::with_capacity(payload.len() + 1);
+            p.push(kind);
+            p.extend_from_slice(payload);
+            let _ = crate::sys::send_packet(*fd, &p, None);
+        }
     }
 }
 
-/// Sends the worker's log records to the supervisor's log.
-struct ForwardLogger {
-    ctl: &'static ControlWriter,
-}
+/// Sends this process's log records to the supervisor's log.
+struct ForwardLogger;
+
+static FORWARD: ForwardLogger = ForwardLogger;
 
 impl log::Log for ForwardLogger {
     fn enabled(&self, m: &log::Metadata<'_>) -> bool {
@@ -417,12 +512,27 @@ impl log::Log for ForwardLogger {
         };
         let mut payload = vec![digit];
         payload.extend_from_slice(r.args().to_string().as_bytes());
-        self.ctl.send(b'L', &payload);
+        send(b'L', &payload);
     }
     fn flush(&self) {}
 }
 
-fn parse_args(args: Vec<OsString>) -> Result<(Spec, RawFd, RawFd), Error> {
+/// Logs of this process (a worker or the zygote) go to the supervisor.
+pub(crate) fn forward_logs() {
+    let _ = log::set_logger(&FORWARD);
+    log::set_max_level(log::LevelFilter::Debug);
+}
+
+/// Frames of this process go to the zygote channel `fd`.
+pub(crate) fn send_to_packets(fd: RawFd) {
+    *OUT.lock().unwrap_or_else(|e| e.into_inner()) = Sink::Packet(fd);
+}
+
+/// Parses the `worker` arguments: the spec, and the image and control
+/// descriptors (absent in a zygote's fork request).
+pub(crate) fn parse_args(
+    args: Vec<OsString>,
+) -> Result<(Spec, Option<RawFd>, Option<RawFd>), Error> {
     let mut spec = Spec {
         plugin: String::new(),
         slot: 0,
@@ -433,9 +543,9 @@ fn parse_args(args: Vec<OsString>) -> Result<(Spec, RawFd, RawFd), Error> {
         buffer_size: image::DEFAULT_BUFFER_SIZE,
         period_ns: 0,
         python_home: None,
-        state_dir: std::env::var_os(crate::plugin_state::ENV_VAR).map(PathBuf::from),
+        state_dir: None,
     };
-    let (mut image_fd, mut control_fd) = (-1, -1);
+    let (mut image_fd, mut control_fd) = (None, None);
     let bad = |m: String| {
         Error::Usage(format!(
             "worker: {m} (this command is started by the runtime itself)"
@@ -460,49 +570,95 @@ fn parse_args(args: Vec<OsString>) -> Result<(Spec, RawFd, RawFd), Error> {
             "--plugin-config" => spec.config_path = Some(PathBuf::from(v)),
             "--site-dir" => spec.site_dirs.push(PathBuf::from(v)),
             "--python-home" => spec.python_home = Some(PathBuf::from(v)),
+            "--state-dir" => spec.state_dir = Some(PathBuf::from(v)),
             "--slot" => spec.slot = num(&v)? as usize,
             "--buffer-size" => spec.buffer_size = num(&v)? as usize,
             "--period-ns" => spec.period_ns = num(&v)?,
-            "--image-fd" => image_fd = num(&v)? as RawFd,
-            "--control-fd" => control_fd = num(&v)? as RawFd,
+            "--image-fd" => image_fd = Some(num(&v)? as RawFd),
+            "--control-fd" => control_fd = Some(num(&v)? as RawFd),
             _ => return Err(bad(format!("unknown argument {a}"))),
         }
     }
-    if image_fd < 3 || control_fd < 3 || spec.plugin.is_empty() {
-        return Err(bad(
-            "missing --plugin-name, --image-fd or --control-fd".into()
-        ));
+    if spec.plugin.is_empty() || spec.path.as_os_str().is_empty() {
+        return Err(bad("missing --plugin-name or --plugin".into()));
     }
     Ok((spec, image_fd, control_fd))
 }
 
-/// `openplc-runtime worker ...`: runs one plugin for the supervisor.
+/// `openplc-runtime worker ...`: runs one plugin for the supervisor, in a
+/// fresh interpreter.
 pub fn worker_main(args: Vec<OsString>) -> Result<(), Error> {
     let (spec, image_fd, control_fd) = parse_args(args)?;
+    let (Some(image_fd), Some(control_fd)) = (image_fd, control_fd) else {
+        return Err(Error::Usage(
+            "worker: missing --image-fd or --control-fd (this command is started by the runtime itself)"
+                .into(),
+        ));
+    };
+    if image_fd < 3 || control_fd < 3 {
+        return Err(Error::Usage(
+            "worker: --image-fd and --control-fd must be inherited descriptors (3 or more)".into(),
+        ));
+    }
     // SAFETY: the supervisor passed this descriptor, open and owned by nobody
     // else in this process, and named it on our command line.
     let ctl = unsafe { UnixStream::from_raw_fd(control_fd) };
     // SAFETY: as above, for the image's memfd.
     let image_fd = unsafe { OwnedFd::from_raw_fd(image_fd) };
-    let out: &'static ControlWriter = Box::leak(Box::new(ControlWriter(Mutex::new(
-        ctl.try_clone().map_err(|e| Error::Os(e.to_string()))?,
-    ))));
-    let logger = Box::leak(Box::new(ForwardLogger { ctl: out }));
-    let _ = log::set_logger(logger);
-    log::set_max_level(log::LevelFilter::Debug);
-    image::on_stop_request(Box::new(move || out.send(b'S', b"")));
+    serve(&spec, image_fd, ctl, None)
+}
+
+/// A worker's life once it has its control socket `ctl` and the image's
+/// memfd: attach the image, start the interpreter (or take the zygote's,
+/// `forked`), set `sys.path`, import the plugin, then answer lifecycle calls
+/// until `cleanup` or until the socket closes. Exits the process.
+pub(crate) fn serve(
+    spec: &Spec,
+    image_fd: OwnedFd,
+    ctl: UnixStream,
+    forked: Option<python::Interpreter>,
+) -> Result<(), Error> {
+    let writer = ctl.try_clone().map_err(|e| Error::Os(e.to_string()))?;
+    *OUT.lock().unwrap_or_else(|e| e.into_inner()) = Sink::Stream(writer);
+    forward_logs();
+    image::on_stop_request(Box::new(|| send(b'S', b"")));
 
     let img = image::attach(image_fd, spec.buffer_size, image::worker_ring(spec.slot))
         .map_err(Error::Os)?;
     image::set_slot_name(spec.slot, &spec.plugin);
-    let interp = python::start(spec.python_home.as_deref())?;
+    let from_zygote = forked.is_some();
+    let interp = match forked {
+        Some(i) => i,
+        None => python::start(spec.python_home.as_deref())?,
+    };
     let plugin_dir = spec.path.parent().map(PathBuf::from).unwrap_or_default();
     interp
         .set_paths(&[plugin_dir], &spec.site_dirs, spec.system_site)
         .map_err(Error::Python)?;
-    let send = |out: &ControlWriter, func: &str, o: &CallOutcome| {
-        out.send(b'R', &encode_result(func, o));
-    };
+    if from_zygote {
+        // Preloading must not change which module the plugin gets: when its
+        // sys.path would import a preloaded name from elsewhere, it starts
+        // without the preload, as a re-executed worker would.
+        match interp.preload_shadowed() {
+            Ok(names) if names.is_empty() => {}
+            Ok(names) => {
+                log::info!(
+                    "[{}] its sys.path provides its own {}: this worker forgets the zygote's preloaded modules",
+                    spec.plugin,
+                    names.join(", ")
+                );
+                interp.drop_preload().map_err(Error::Python)?;
+            }
+            Err(e) => {
+                log::warn!(
+                    "[{}] cannot compare its sys.path with the preload ({e}); this worker forgets the preloaded modules",
+                    spec.plugin
+                );
+                interp.drop_preload().map_err(Error::Python)?;
+            }
+        }
+    }
+    let result = |func: &str, o: &CallOutcome| send(b'R', &encode_result(func, o));
     let module = match interp.load_plugin(&python::module_name(&spec.plugin), &spec.path) {
         Ok(m) => {
             let has_init = interp.has_function(&m, "init");
@@ -512,12 +668,13 @@ pub fn worker_main(args: Vec<OsString>) -> Result<(), Error> {
             } else {
                 CallOutcome::Missing
             };
-            send(out, IMPORT, &o);
+            result(IMPORT, &o);
             m
         }
         Err(tb) => {
-            send(out, IMPORT, &CallOutcome::Raised(tb));
-            return Ok(());
+            result(IMPORT, &CallOutcome::Raised(tb));
+            interp.flush_stdio();
+            std::process::exit(0);
         }
     };
     let args = img.runtime_args_for(
@@ -528,6 +685,7 @@ pub fn worker_main(args: Vec<OsString>) -> Result<(), Error> {
     );
     let capsule = Capsule::new(args).map_err(Error::Python)?;
     let mut reader = ctl;
+    let mut learned = false;
     while let Ok(Some((kind, payload))) = read_frame(&mut reader) {
         if kind != b'C' {
             continue;
@@ -535,11 +693,16 @@ pub fn worker_main(args: Vec<OsString>) -> Result<(), Error> {
         let name = String::from_utf8_lossy(&payload);
         let Some(func) = Call::from_name(&name) else {
             // Not a lifecycle function: nothing of the plugin is called.
-            send(out, &name, &CallOutcome::Missing);
+            result(&name, &CallOutcome::Missing);
             continue;
         };
         let outcome = interp.call(&module, func, (func == Call::Init).then_some(&capsule));
-        send(out, func.name(), &outcome);
+        result(func.name(), &outcome);
+        if func == Call::StartLoop && !learned {
+            // What this plugin needed from the stdlib, for the next zygote.
+            learned = true;
+            send(b'M', interp.stdlib_loaded().join("\n").as_bytes());
+        }
         if func == Call::Cleanup {
             break;
         }

@@ -336,3 +336,184 @@ fn killing_the_supervisor_leaves_no_worker_behind() {
         pids.iter().all(|&p| !running(p))
     });
 }
+
+/// The zygote preloads `struct` (through ctypes); a venv whose `.pth`
+/// installs a finder serving its own `struct` (as setuptools does for
+/// `distutils`) must still get its own module in its worker, exactly as a
+/// re-executed worker does, and a plugin without it gets the stdlib's.
+#[test]
+fn a_venv_shadowing_a_preloaded_stdlib_module_gets_its_own_module() {
+    for how in ["zygote", "exec"] {
+        let dir = TempDir::new(&format!("proc-shadow-{how}"));
+        let shadowed = dir.join("venvs/shadowed");
+        let plain = dir.join("venvs/plain");
+        make_venv(&shadowed, &["shadowstruct"]);
+        make_venv(&plain, &["foo==1.0"]);
+        let imports = "\"imports\": [\"struct\"]";
+        let conf = write_conf(
+            dir.path(),
+            &[
+                probe(&dir, "shadowed", Some(&shadowed), imports),
+                probe(&dir, "plain", Some(&plain), imports),
+            ],
+        );
+        let mut rt = Runtime::start(
+            &conf,
+            &[
+                "--isolation",
+                "process",
+                "--worker-start",
+                how,
+                "--log-target",
+                "stderr",
+                "--log-level",
+                "debug",
+            ],
+        );
+        rt.wait_log(
+            "running: 2 plugin(s) running, 0 failed",
+            Duration::from_secs(30),
+        );
+        rt.stop_ok();
+        let log = rt.log_text();
+        assert!(
+            events(dir.path(), "shadowed")
+                .contains(&"import struct ok struct from shadowstruct 1.0".to_string()),
+            "{how}: {:?}\n{log}",
+            record(dir.path())
+        );
+        assert!(
+            events(dir.path(), "plain").contains(&"import struct ok -".to_string()),
+            "{how}: {:?}\n{log}",
+            record(dir.path())
+        );
+        if how == "zygote" {
+            assert!(log.contains("ready: interpreter started"), "{log}");
+            assert!(
+                log.contains("[shadowed] its sys.path provides its own struct: this worker forgets the zygote's preloaded modules"),
+                "{log}"
+            );
+            assert!(!log.contains("[plain] its sys.path provides"), "{log}");
+        } else {
+            assert!(!log.contains("zygote"), "{log}");
+        }
+    }
+}
+
+/// What the workers import from the stdlib is kept in the state directory
+/// and preloaded by the next run's zygote.
+#[test]
+fn the_zygote_preloads_what_the_last_run_imported() {
+    let dir = TempDir::new("proc-learn");
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let conf = write_conf(
+        dir.path(),
+        &[probe(&dir, "one", None, "\"imports\": [\"decimal\"]")],
+    );
+    let learned = state.join("zygote-preload.txt");
+    let mut asked = Vec::new();
+    for run in 0..2 {
+        let mut rt = Runtime::start_with(
+            &conf,
+            &[
+                "--isolation",
+                "process",
+                "--log-target",
+                "stderr",
+                "--log-level",
+                "debug",
+            ],
+            |c| {
+                c.env("STATE_DIRECTORY", &state);
+            },
+        );
+        rt.wait_log(
+            "running: 1 plugin(s) running, 0 failed",
+            Duration::from_secs(30),
+        );
+        wait_until("the learned module list", Duration::from_secs(10), || {
+            std::fs::read_to_string(&learned).is_ok_and(|t| t.lines().any(|l| l == "decimal"))
+        });
+        rt.stop_ok();
+        let log = rt.log_text();
+        let line = log
+            .lines()
+            .find(|l| l.contains("ready: interpreter started"))
+            .unwrap_or_else(|| panic!("run {run}: no zygote ready line:\n{log}"));
+        let n: usize = line
+            .rsplit_once('(')
+            .and_then(|(_, r)| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{line}"));
+        asked.push(n);
+    }
+    let text = std::fs::read_to_string(&learned).unwrap();
+    // The probe's own imports (json, threading) and what `decimal` pulls in.
+    for m in ["json", "threading", "decimal"] {
+        assert!(text.lines().any(|l| l == m), "{m} not in {text}");
+    }
+    // Nothing but stdlib names: not the plugin, not the capsule helper.
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("openplc") || l == "probe_lib"),
+        "{text}"
+    );
+    assert_eq!(asked[0], 3, "first run: the base list only");
+    assert!(
+        asked[1] > asked[0] + 5,
+        "second run preloads what the first imported: {asked:?}"
+    );
+}
+
+/// The zygote is no single point of failure: killed, its workers go with it
+/// (no orphans), are restarted as crashed workers are, from a new zygote.
+#[test]
+fn a_killed_zygote_is_replaced_and_its_workers_restarted() {
+    let dir = TempDir::new("proc-zygote-kill");
+    let conf = write_conf(
+        dir.path(),
+        &[probe(&dir, "one", None, ""), probe(&dir, "two", None, "")],
+    );
+    let mut rt = Runtime::start(
+        &conf,
+        &[
+            "--isolation",
+            "process",
+            "--log-target",
+            "stderr",
+            "--log-level",
+            "debug",
+        ],
+    );
+    rt.wait_log(
+        "running: 2 plugin(s) running, 0 failed",
+        Duration::from_secs(30),
+    );
+    let log = rt.log_text();
+    let zygote: u32 = log
+        .split("zygote process ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no zygote pid in:\n{log}"));
+    let (one, two) = (worker_pid(dir.path(), "one"), worker_pid(dir.path(), "two"));
+    kill(zygote, libc::SIGKILL);
+    wait_until(
+        "both workers to die with the zygote",
+        Duration::from_secs(5),
+        || !running(one) && !running(two),
+    );
+    wait_until("both plugins back", Duration::from_secs(15), || {
+        count(dir.path(), "one:start_loop") == 2 && count(dir.path(), "two:start_loop") == 2
+    });
+    let log = rt.log_text();
+    assert!(
+        log.contains(&format!("the zygote process {zygote} is gone")),
+        "{log}"
+    );
+    let (one2, two2) = (worker_pid(dir.path(), "one"), worker_pid(dir.path(), "two"));
+    assert!(one2 != one && two2 != two && running(one2) && running(two2));
+    rt.stop_ok();
+}

@@ -34,6 +34,7 @@ use crate::resolve::{self, Isolation, Plan};
 use crate::scan::ScanThread;
 use crate::signals::{Event, Signals};
 use crate::systemd::{Notifier, Watchdog};
+use crate::zygote::Zygote;
 use slot::Slot;
 
 /// The settings `run` takes (re-exported: they are part of its signature).
@@ -51,6 +52,9 @@ pub const DOUBLE_SIGNAL_GRACE: Duration = Duration::from_secs(1);
 /// Longest single sleep while waiting for a lifecycle call, so signals and the
 /// watchdog are served promptly.
 const WAIT_SLICE: Duration = Duration::from_millis(200);
+/// The stdlib modules workers report are saved for the next zygote once no
+/// new one came for this long.
+const LEARN_SETTLE: Duration = Duration::from_millis(500);
 
 /// What a finished run did (logged at exit; read by tests and benchmarks).
 #[derive(Debug, Clone, Default)]
@@ -116,6 +120,9 @@ struct Supervisor {
     /// Report counters already logged: journal overflows, rejects, lock
     /// recoveries, dropped scan events.
     reported: [u64; 6],
+    /// Process isolation: the process workers are forked from (started with
+    /// the first Python plugin, restarted when it died).
+    zygote: Option<Arc<Zygote>>,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT or a plugin's `request_plc_stop`.
@@ -155,6 +162,19 @@ impl Supervisor {
             Isolation::Process => None,
         };
         let (worker_exits_tx, worker_exits) = mpsc::channel();
+        // The zygote starts its interpreter while the scan thread starts; the
+        // first fork waits for it.
+        let zygote = if opts.isolation == Isolation::Process
+            && opts.zygote
+            && plan
+                .plugins
+                .iter()
+                .any(|p| p.entry.kind == crate::config::PluginKind::Python)
+        {
+            start_zygote(image, opts)
+        } else {
+            None
+        };
 
         // The scan thread starts before any plugin's init (journal writes made in
         // init or start_loop are applied at once, and the watchdog sees progress
@@ -210,6 +230,7 @@ impl Supervisor {
             restart_needed: Vec::new(),
             stuck_call: None,
             reported: [0; 6],
+            zygote,
         };
         let n = sup.slots.len();
         sup.start_slots(0..n);
@@ -262,6 +283,11 @@ impl Supervisor {
     /// Watchdog and STATUS upkeep; called whenever the supervisor wakes.
     fn upkeep(&mut self) {
         self.collect_worker_exits();
+        if self.zygote.is_some()
+            && let Some(state) = crate::plugin_state::state_directory(self.opts.root.as_deref())
+        {
+            crate::zygote::save_learned(&state, LEARN_SETTLE);
+        }
         let cycles = self.scan.stats().cycles.load(Ordering::Relaxed);
         let sick = self.sickness();
         self.watchdog.tick(
@@ -283,6 +309,9 @@ impl Supervisor {
         let failed = self.slots.len() - started;
         let order: Vec<usize> = (0..self.slots.len()).rev().collect();
         self.stop_slots(&order, true);
+        if let Some(z) = self.zygote.take() {
+            log::debug!("zygote (pid {}) {}", z.pid, z.finish());
+        }
         self.report();
         if self.slots.iter().all(|s| !s.is_stuck())
             && let Some(interp) = &self.interp
@@ -316,5 +345,28 @@ impl Supervisor {
         // would block Py_FinalizeEx; the process exits with them.
         std::mem::forget(self);
         report
+    }
+}
+
+/// Starts the zygote with what it should preload; `None` (logged) when it
+/// cannot start: workers are then started by re-executing the binary.
+fn start_zygote(image: &Image, opts: &Options) -> Option<Arc<Zygote>> {
+    let state = crate::plugin_state::state_directory(opts.root.as_deref());
+    let preload = crate::zygote::preload_list(state.as_deref());
+    match Zygote::start(image, opts.python_home.as_deref(), &preload) {
+        Ok(z) => {
+            log::debug!(
+                "zygote process {} started ({} module names to preload)",
+                z.pid,
+                preload.len()
+            );
+            Some(z)
+        }
+        Err(e) => {
+            log::warn!(
+                "cannot start the zygote process ({e}); workers start as new processes (--worker-start exec)"
+            );
+            None
+        }
     }
 }

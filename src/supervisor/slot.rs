@@ -20,6 +20,10 @@ pub(super) struct Slot {
     /// Consecutive deaths of its worker process (reset after a healthy run).
     pub(super) restarts: u32,
     pub(super) state: State,
+    /// A worker already forked for this slot's next load, importing its
+    /// plugin while the slots before it are loaded (process isolation,
+    /// start-up and reload).
+    pub(super) prestarted: Option<Arc<Worker>>,
 }
 
 /// What runs a loaded plugin's code.
@@ -95,6 +99,7 @@ impl Slot {
             index,
             restarts: 0,
             state: State::Unloaded,
+            prestarted: None,
         }
     }
 

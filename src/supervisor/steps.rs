@@ -248,31 +248,10 @@ impl Supervisor {
             }));
         }
         if self.opts.isolation == Isolation::Process {
-            let mut spec = worker::Spec::for_plugin(
-                &plugin,
-                index,
-                self.image.buffer_size(),
-                period_ns,
-                self.opts.python_home.clone(),
-            );
-            spec.state_dir = crate::plugin_state::prepare_logged(&name, self.opts.root.as_deref());
-            // The ring of a previous worker in this slot must be clean before
-            // a new process writes into it.
-            let ring = crate::image::worker_ring(index);
-            if !self.image.await_ring_reset(ring, RING_RESET_WAIT) {
-                log::error!(
-                    "[{name}] the scan thread did not reset journal ring {ring} within {} ms; the worker's writes may stay queued until the service restarts",
-                    RING_RESET_WAIT.as_millis()
-                );
-            }
-            let w = match Worker::spawn(&spec, self.image, self.worker_exits_tx.clone()) {
-                Ok(w) => Arc::new(w),
-                Err(e) => {
-                    log::error!("[{name}] cannot start its worker process: {e}");
-                    return None;
-                }
+            let w = match self.slots[i].prestarted.take() {
+                Some(w) => w,
+                None => self.spawn_worker_for(i)?,
             };
-            log::debug!("[{name}] worker process {} started", w.pid);
             // In the slot from now on, so its death is noticed while it imports.
             self.slots[i].state = State::Loaded(Runner::Worker(Arc::clone(&w)));
             return Some(Box::new(move || match w.import_result() {
@@ -302,6 +281,69 @@ impl Supervisor {
                 })
                 .map_err(Failure::Raised)
         }))
+    }
+
+    /// Starts the worker process of slot `i` (which imports its plugin at
+    /// once); `None` when it cannot start (logged).
+    fn spawn_worker_for(&mut self, i: usize) -> Option<Arc<Worker>> {
+        let plugin = &self.slots[i].plugin;
+        let name = plugin.name().to_string();
+        let index = self.slots[i].index;
+        let mut spec = worker::Spec::for_plugin(
+            plugin,
+            index,
+            self.image.buffer_size(),
+            self.scan.stats().period_ns(),
+            self.opts.python_home.clone(),
+        );
+        spec.state_dir = crate::plugin_state::prepare_logged(&name, self.opts.root.as_deref());
+        // The ring of a previous worker in this slot must be clean before
+        // a new process writes into it.
+        let ring = crate::image::worker_ring(index);
+        if !self.image.await_ring_reset(ring, RING_RESET_WAIT) {
+            log::error!(
+                "[{name}] the scan thread did not reset journal ring {ring} within {} ms; the worker's writes may stay queued until the service restarts",
+                RING_RESET_WAIT.as_millis()
+            );
+        }
+        match self.start_worker(&spec) {
+            Ok(w) => {
+                log::debug!("[{name}] worker process {} started", w.pid);
+                Some(Arc::new(w))
+            }
+            Err(e) => {
+                log::error!("[{name}] cannot start its worker process: {e}");
+                None
+            }
+        }
+    }
+
+    /// Starts a worker process for `spec`: forked from the zygote (started
+    /// again first when it died), or, without one or when it fails, as a new
+    /// process.
+    fn start_worker(&mut self, spec: &worker::Spec) -> std::io::Result<Worker> {
+        if self.opts.zygote {
+            if let Some(z) = self.zygote.take_if(|z| !z.alive()) {
+                log::warn!(
+                    "the zygote process {} is gone ({}); starting a new one",
+                    z.pid,
+                    z.finish()
+                );
+            }
+            if self.zygote.is_none() {
+                self.zygote = super::start_zygote(self.image, &self.opts);
+            }
+            if let Some(z) = &self.zygote {
+                match Worker::fork(spec, z, self.worker_exits_tx.clone()) {
+                    Ok(w) => return Ok(w),
+                    Err(e) => log::warn!(
+                        "[{}] the zygote could not start its worker ({e}); starting it as a new process",
+                        spec.plugin
+                    ),
+                }
+            }
+        }
+        Worker::spawn(spec, self.image, self.worker_exits_tx.clone())
     }
 
     /// The job that makes lifecycle call `call` of slot `i`; `None` when the
@@ -433,18 +475,38 @@ impl Supervisor {
     /// every `init` first, in order, then `start_loop` for those whose init
     /// succeeded.
     pub(super) fn start_slots(&mut self, range: std::ops::Range<usize>) {
+        // Forked workers import their plugins side by side; `init` is still
+        // called in order, once each import reported.
+        if self.zygote.is_some() {
+            for i in range.clone() {
+                if self.slots[i].plugin.entry.kind == PluginKind::Python
+                    && matches!(self.slots[i].state, State::Unloaded)
+                    && self.stopping.is_none()
+                {
+                    let name = self.slots[i].name().to_string();
+                    crate::image::set_slot_name(self.slots[i].index, &name);
+                    self.slots[i].prestarted = self.spawn_worker_for(i);
+                }
+            }
+        }
         for i in range.clone() {
             if self.stopping.is_some() {
                 break;
             }
             self.load(i);
         }
-        for i in range {
+        for i in range.clone() {
             if self.stopping.is_some() {
                 break;
             }
             if matches!(self.slots[i].state, State::Initialized(_)) {
                 self.step(i, Step::Call(Call::StartLoop));
+            }
+        }
+        // Stopped before their turn: never called, they just go.
+        for i in range {
+            if let Some(w) = self.slots[i].prestarted.take() {
+                self.retire(i, &w, true);
             }
         }
     }

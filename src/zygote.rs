@@ -1,0 +1,582 @@
+//! The zygote of `--isolation process`: one process that starts the embedded
+//! interpreter once (isolated configuration, the stdlib only, nothing of any
+//! venv), imports the stdlib modules plugins commonly need, freezes the
+//! collector's view of them (`gc.freeze()`), and then forks one worker per
+//! plugin (and per restart). A forked worker shares the zygote's pages until
+//! it writes them, and skips the interpreter's start and those imports; it
+//! then sets its own `sys.path` from its venv and imports its plugin exactly
+//! as a re-executed worker does (see `worker::serve`).
+//!
+//! Which module a plugin gets does not change: a worker whose `sys.path`
+//! (its plugin directory, its venv's `.pth` files and finders) would import a
+//! preloaded top-level name from anywhere else forgets every preloaded module
+//! before importing its plugin.
+//!
+//! What is preloaded: [`BASE_PRELOAD`], plus what the workers of the previous
+//! run reported importing from the stdlib (kept in `<state>/`[`LEARNED_FILE`];
+//! names only, and the zygote imports only stdlib names).
+//!
+//! The channel is a `SOCK_SEQPACKET` pair, one message per packet, its first
+//! byte the kind:
+//!
+//! | kind | direction | payload |
+//! |---|---|---|
+//! | `F` | supervisor → zygote | the `worker` arguments, NUL-separated; the worker's control socket attached |
+//! | `K` | supervisor → zygote | pid (u32 LE): SIGKILL that child if it has not been reaped |
+//! | `Y` | zygote → supervisor | ready (text: what was preloaded) |
+//! | `P` | zygote → supervisor | forked: pid (u32 LE) |
+//! | `E` | zygote → supervisor | the fork failed: why |
+//! | `X` | zygote → supervisor | a child was reaped: pid (u32 LE), wait status (i32 LE) |
+//! | `L` | zygote → supervisor | level digit + log message |
+//!
+//! Process tree: the workers are the zygote's children. The zygote dies with
+//! the supervisor (PR_SET_PDEATHSIG) and its workers die with it, so `kill
+//! -9` of the supervisor still leaves nothing behind. The zygote runs no
+//! plugin code; should it die anyway, its workers die, are restarted as
+//! crashed workers are, and the next fork starts a new zygote.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ffi::OsString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::image::Image;
+use crate::python;
+use crate::sys;
+use crate::worker::{self, Spec};
+
+/// Stdlib modules the zygote always imports: what an OpenPLC plugin needs to
+/// read its capsule (ctypes, struct) and to run its loop (threading). Kept
+/// short: the preload delays the first worker, and everything else a plugin
+/// needs is learned from the last run (see [`LEARNED_FILE`]).
+pub const BASE_PRELOAD: &[&str] = &["ctypes", "struct", "threading"];
+
+/// The file in the state directory that lists the stdlib modules the
+/// workers of the last run imported (one name per line).
+pub const LEARNED_FILE: &str = "zygote-preload.txt";
+/// At most this many names are read from it.
+const MAX_LEARNED: usize = 2000;
+/// How long the zygote may take to start and preload, before the first fork
+/// gives up on it (workers are then started by re-executing the binary).
+pub const READY_BUDGET: Duration = Duration::from_secs(10);
+/// How long a fork request may take to be answered.
+const FORK_BUDGET: Duration = Duration::from_secs(5);
+
+/// A reply of the zygote to the supervisor.
+enum Reply {
+    Ready(String),
+    Forked(u32),
+    Failed(String),
+}
+
+/// The supervisor's handle on its zygote.
+pub struct Zygote {
+    pub pid: u32,
+    child: Mutex<Child>,
+    ctl: OwnedFd,
+    /// One fork request (and its reply) at a time; `Some` once ready.
+    requests: Mutex<Option<String>>,
+    replies: Mutex<mpsc::Receiver<Reply>>,
+    /// Exit statuses of reaped workers, by pid, until their handle asks.
+    exits: Mutex<HashMap<u32, i32>>,
+    exit_cv: Condvar,
+    alive: AtomicBool,
+}
+
+impl Zygote {
+    /// Starts the zygote on `image` (it returns at once: the zygote starts
+    /// its interpreter and preloads `preload` meanwhile; the first `fork`
+    /// waits for that).
+    pub fn start(
+        image: &Image,
+        python_home: Option<&Path>,
+        preload: &[String],
+    ) -> std::io::Result<Arc<Zygote>> {
+        let (ours, theirs) = sys::seqpacket_pair()?;
+        let image_fd = image.fd().as_raw_fd();
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.arg("zygote")
+            .arg("--image-fd")
+            .arg(image_fd.to_string())
+            .arg("--control-fd")
+            .arg(theirs.as_raw_fd().to_string())
+            .arg("--preload")
+            .arg(preload.join(","));
+        if let Some(h) = python_home {
+            cmd.arg("--python-home").arg(h);
+        }
+        // Only the supervisor talks to systemd (NotifyAccess=main).
+        cmd.env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
+            .env_remove(crate::plugin_state::ENV_VAR)
+            .stdin(Stdio::null());
+        let child = sys::spawn_worker(&mut cmd, &[image_fd, theirs.as_raw_fd()])?;
+        drop(theirs);
+        let (tx, rx) = mpsc::channel();
+        let z = Arc::new(Zygote {
+            pid: child.id(),
+            child: Mutex::new(child),
+            ctl: ours,
+            requests: Mutex::new(None),
+            replies: Mutex::new(rx),
+            exits: Mutex::new(HashMap::new()),
+            exit_cv: Condvar::new(),
+            alive: AtomicBool::new(true),
+        });
+        let reader = Arc::clone(&z);
+        std::thread::Builder::new()
+            .name("zygote".into())
+            .spawn(move || reader.read_loop(tx))?;
+        Ok(z)
+    }
+
+    /// The supervisor's reader of the zygote's channel.
+    fn read_loop(&self, replies: mpsc::Sender<Reply>) {
+        let fd = self.ctl.as_raw_fd();
+        while let Ok(Some((p, _))) = sys::recv_packet(fd) {
+            let (Some(&kind), body) = (p.first(), p.get(1..).unwrap_or_default()) else {
+                continue;
+            };
+            let u32_at = |at: usize| {
+                body.get(at..at + 4)
+                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            };
+            match kind {
+                b'L' => {
+                    let level = match body.first() {
+                        Some(b'1') => log::Level::Error,
+                        Some(b'2') => log::Level::Warn,
+                        Some(b'4') => log::Level::Debug,
+                        _ => log::Level::Info,
+                    };
+                    let msg = String::from_utf8_lossy(body.get(1..).unwrap_or_default());
+                    log::log!(level, "zygote: {msg}");
+                }
+                b'Y' => {
+                    let _ = replies.send(Reply::Ready(String::from_utf8_lossy(body).into()));
+                }
+                b'P' => {
+                    if let Some(pid) = u32_at(0) {
+                        let _ = replies.send(Reply::Forked(pid));
+                    }
+                }
+                b'E' => {
+                    let _ = replies.send(Reply::Failed(String::from_utf8_lossy(body).into()));
+                }
+                b'X' => {
+                    if let (Some(pid), Some(st)) = (u32_at(0), u32_at(4)) {
+                        self.exits
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(pid, st as i32);
+                        self.exit_cv.notify_all();
+                    }
+                }
+                k => log::warn!("zygote sent an unknown message {k:?}"),
+            }
+        }
+        self.alive.store(false, Ordering::SeqCst);
+        self.exit_cv.notify_all();
+        crate::signals::wake();
+    }
+
+    /// Whether the zygote process is still there.
+    pub fn alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
+    }
+
+    fn reply(&self, budget: Duration) -> Result<Reply, String> {
+        let rx = self.replies.lock().unwrap_or_else(|e| e.into_inner());
+        match rx.recv_timeout(budget) {
+            Ok(r) => Ok(r),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(format!(
+                "the zygote (pid {}) did not answer within {} ms",
+                self.pid,
+                budget.as_millis()
+            )),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(format!(
+                "the zygote (pid {}) is gone: {}",
+                self.pid,
+                self.finish()
+            )),
+        }
+    }
+
+    /// Forks a worker for `spec` whose control socket is `ctl` (its other end
+    /// stays with the caller). Returns the worker's pid. An error leaves the
+    /// zygote unusable (killed) when it did not answer.
+    pub fn fork(&self, spec: &Spec, ctl: OwnedFd) -> std::io::Result<u32> {
+        let mut ready = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        let fail = |m: String| std::io::Error::other(m);
+        if ready.is_none() {
+            match self.reply(READY_BUDGET) {
+                Ok(Reply::Ready(what)) => {
+                    log::debug!("zygote (pid {}) ready: {what}", self.pid);
+                    *ready = Some(what);
+                }
+                Ok(Reply::Failed(why)) => {
+                    self.finish();
+                    return Err(fail(why));
+                }
+                Ok(Reply::Forked(_)) => return Err(fail("the zygote answered out of turn".into())),
+                Err(e) => {
+                    self.finish();
+                    return Err(fail(e));
+                }
+            }
+        }
+        let mut msg = vec![b'F'];
+        for (i, a) in spec.to_args().iter().enumerate() {
+            if i > 0 {
+                msg.push(0);
+            }
+            msg.extend_from_slice(a.as_bytes());
+        }
+        if msg.len() > sys::MAX_PACKET {
+            return Err(fail(format!(
+                "the worker's arguments ({} bytes) do not fit in one request",
+                msg.len()
+            )));
+        }
+        sys::send_packet(self.ctl.as_raw_fd(), &msg, Some(ctl.as_raw_fd()))?;
+        drop(ctl);
+        match self.reply(FORK_BUDGET) {
+            Ok(Reply::Forked(pid)) => Ok(pid),
+            Ok(Reply::Failed(why)) => Err(fail(format!("the zygote could not fork: {why}"))),
+            Ok(Reply::Ready(_)) => Err(fail("the zygote answered out of turn".into())),
+            Err(e) => {
+                self.finish();
+                Err(fail(e))
+            }
+        }
+    }
+
+    /// SIGKILL for child `pid` of the zygote (the zygote checks that it has
+    /// not reaped it, so a reused pid is never hit).
+    pub fn kill(&self, pid: u32) {
+        let mut msg = vec![b'K'];
+        msg.extend_from_slice(&pid.to_le_bytes());
+        let _ = sys::send_packet(self.ctl.as_raw_fd(), &msg, None);
+    }
+
+    /// Waits at most `budget` for the exit status of child `pid`; `None` if it
+    /// did not come (or the zygote is gone, and with it the status).
+    pub fn wait_exit(&self, pid: u32, budget: Duration) -> Option<i32> {
+        let end = Instant::now() + budget;
+        let mut exits = self.exits.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(st) = exits.remove(&pid) {
+                return Some(st);
+            }
+            let now = Instant::now();
+            if now >= end || !self.alive() {
+                return None;
+            }
+            exits = self
+                .exit_cv
+                .wait_timeout(exits, end - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Ends the zygote: closes its channel (it exits), waits a second, kills
+    /// it otherwise. Its workers, if any are left, die with it. Returns how it
+    /// ended.
+    pub fn finish(&self) -> String {
+        // SAFETY: shutting down a socket we own; no memory is involved.
+        unsafe { libc::shutdown(self.ctl.as_raw_fd(), libc::SHUT_RDWR) };
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        let end = Instant::now() + worker::EXIT_BUDGET;
+        let status = loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                break Some(st);
+            }
+            if Instant::now() >= end {
+                let _ = child.kill();
+                break child.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        self.alive.store(false, Ordering::SeqCst);
+        self.exit_cv.notify_all();
+        worker::describe_exit(status)
+    }
+}
+
+// --- what the workers imported ------------------------------------------------
+
+/// Stdlib modules the workers of this run reported, and since when that set
+/// has changes not yet saved.
+static LEARNED: Mutex<(BTreeSet<String>, Option<Instant>)> = Mutex::new((BTreeSet::new(), None));
+
+/// Whether `name` looks like a dotted module name (what the learned file may
+/// hold; anything else in it is ignored).
+fn is_module_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && name.split('.').all(|part| {
+            let mut c = part.chars();
+            c.next()
+                .is_some_and(|f| f == '_' || f.is_ascii_alphabetic())
+                && c.all(|x| x == '_' || x.is_ascii_alphanumeric())
+        })
+}
+
+/// A worker's `M` frame: the stdlib modules it imported.
+pub fn learn(payload: &[u8]) {
+    let text = String::from_utf8_lossy(payload);
+    let mut learned = LEARNED.lock().unwrap_or_else(|e| e.into_inner());
+    let mut changed = false;
+    for name in text.lines().filter(|n| is_module_name(n)) {
+        if learned.0.len() >= MAX_LEARNED {
+            break;
+        }
+        changed |= learned.0.insert(name.to_string());
+    }
+    if changed && learned.1.is_none() {
+        learned.1 = Some(Instant::now());
+    }
+}
+
+/// What to preload: [`BASE_PRELOAD`] and the names in `<state>/LEARNED_FILE`
+/// (missing or unreadable: none).
+pub fn preload_list(state: Option<&Path>) -> Vec<String> {
+    let mut names: BTreeSet<String> = BASE_PRELOAD.iter().map(|s| s.to_string()).collect();
+    if let Some(text) = state.and_then(|s| std::fs::read_to_string(s.join(LEARNED_FILE)).ok()) {
+        names.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|n| is_module_name(n))
+                .take(MAX_LEARNED)
+                .map(String::from),
+        );
+    }
+    names.into_iter().collect()
+}
+
+/// Writes this run's learned names to `<state>/LEARNED_FILE` (atomically)
+/// when they changed at least `settle` ago. A failure is logged once per
+/// change, at debug level: the preload is an optimisation.
+pub fn save_learned(state: &Path, settle: Duration) {
+    let names = {
+        let mut learned = LEARNED.lock().unwrap_or_else(|e| e.into_inner());
+        match learned.1 {
+            Some(t) if t.elapsed() >= settle => {
+                learned.1 = None;
+                learned.0.iter().cloned().collect::<Vec<_>>()
+            }
+            _ => return,
+        }
+    };
+    let path = state.join(LEARNED_FILE);
+    let tmp = state.join(format!(".{LEARNED_FILE}.tmp"));
+    let mut text = String::from(
+        "# Stdlib modules the plugins' workers imported last run; the zygote preloads them.\n",
+    );
+    for n in &names {
+        text.push_str(n);
+        text.push('\n');
+    }
+    let r = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path));
+    match r {
+        Ok(()) => log::debug!("{}: {} module name(s) saved", path.display(), names.len()),
+        Err(e) => log::debug!("{}: not saved: {e}", path.display()),
+    }
+}
+
+// --- the zygote process ----------------------------------------------------------
+
+/// `openplc-runtime zygote ...`: started by the supervisor.
+pub fn zygote_main(args: Vec<OsString>) -> Result<(), Error> {
+    let bad = |m: String| {
+        Error::Usage(format!(
+            "zygote: {m} (this command is started by the runtime itself)"
+        ))
+    };
+    let (mut image_fd, mut ctl_fd, mut home, mut preload) = (-1, -1, None, Vec::new());
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        let v = it
+            .next()
+            .ok_or_else(|| bad(format!("{} needs a value", a.to_string_lossy())))?;
+        let num = |v: &OsString| v.to_string_lossy().parse::<RawFd>().unwrap_or(-1);
+        match a.to_string_lossy().as_ref() {
+            "--image-fd" => image_fd = num(&v),
+            "--control-fd" => ctl_fd = num(&v),
+            "--python-home" => home = Some(PathBuf::from(v)),
+            "--preload" => {
+                preload = v
+                    .to_string_lossy()
+                    .split(',')
+                    .filter(|n| is_module_name(n))
+                    .map(String::from)
+                    .collect()
+            }
+            other => return Err(bad(format!("unknown argument {other}"))),
+        }
+    }
+    if image_fd < 3 || ctl_fd < 3 {
+        return Err(bad("missing --image-fd or --control-fd".into()));
+    }
+    worker::send_to_packets(ctl_fd);
+    worker::forward_logs();
+    let say = |kind: u8, body: &[u8]| {
+        let mut m = vec![kind];
+        m.extend_from_slice(body);
+        let _ = sys::send_packet(ctl_fd, &m, None);
+    };
+    let sigfd = match sys::sigchld_fd() {
+        Ok(fd) => fd,
+        Err(e) => {
+            say(b'E', format!("cannot watch its children: {e}").as_bytes());
+            return Err(Error::Os(format!("zygote: signalfd: {e}")));
+        }
+    };
+    let t0 = Instant::now();
+    let interp = match python::start(home.as_deref()) {
+        Ok(i) => i,
+        Err(e) => {
+            say(b'E', e.to_string().as_bytes());
+            return Err(e);
+        }
+    };
+    let started = t0.elapsed();
+    match interp.preload(&preload) {
+        Ok((n, failed)) => {
+            for f in &failed {
+                log::debug!("preloading {f} failed; skipped");
+            }
+            say(
+                b'Y',
+                format!(
+                    "interpreter started in {} ms, {n} modules preloaded in {} ms ({} names asked)",
+                    started.as_millis(),
+                    (t0.elapsed() - started).as_millis(),
+                    preload.len()
+                )
+                .as_bytes(),
+            );
+        }
+        Err(e) => {
+            say(b'E', e.as_bytes());
+            return Err(Error::Python(e));
+        }
+    }
+    let me = std::process::id();
+    // Children forked and not reaped yet: only those may be killed.
+    let mut live: HashSet<u32> = HashSet::new();
+    loop {
+        sys::poll_readable(&[ctl_fd, sigfd.as_raw_fd()], Duration::from_secs(3600));
+        sys::drain_signalfd(sigfd.as_raw_fd());
+        for (pid, status) in sys::reap_children() {
+            live.remove(&pid);
+            let mut m = pid.to_le_bytes().to_vec();
+            m.extend_from_slice(&status.to_le_bytes());
+            say(b'X', &m);
+        }
+        let Some((p, fd)) = (match recv_ready(ctl_fd) {
+            Ok(Some(Some(msg))) => Some(msg),
+            Ok(Some(None)) => None,
+            Ok(None) | Err(_) => break,
+        }) else {
+            continue;
+        };
+        match (p.first(), fd) {
+            (Some(b'K'), _) => {
+                if let Some(b) = p.get(1..5) {
+                    let pid = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                    if live.contains(&pid) {
+                        sys::kill(pid, libc::SIGKILL);
+                    }
+                }
+            }
+            (Some(b'F'), Some(ctl)) => {
+                let args: Vec<OsString> = p[1..]
+                    .split(|b| *b == 0)
+                    .map(|a| OsString::from_vec(a.to_vec()))
+                    .collect();
+                let spec = match worker::parse_args(args) {
+                    Ok((spec, _, _)) => spec,
+                    Err(e) => {
+                        say(b'E', e.to_string().as_bytes());
+                        continue;
+                    }
+                };
+                match interp.fork(spec.state_dir.as_deref()) {
+                    Ok(0) => child(
+                        interp,
+                        &spec,
+                        ctl,
+                        [ctl_fd, sigfd.as_raw_fd()],
+                        image_fd,
+                        me,
+                    ),
+                    Ok(pid) => {
+                        drop(ctl);
+                        live.insert(pid);
+                        say(b'P', &pid.to_le_bytes());
+                    }
+                    Err(e) => say(b'E', e.as_bytes()),
+                }
+            }
+            (Some(b'F'), None) => say(b'E', b"a fork request without its control socket"),
+            (k, _) => log::warn!("unknown request {k:?}"),
+        }
+    }
+    // The supervisor closed the channel: it is done with us. Workers still
+    // running (there should be none) die with us (their parent-death signal).
+    std::process::exit(0);
+}
+
+/// One packet if the channel has one now: `Ok(None)` when the supervisor
+/// closed it, `Ok(Some(None))` when nothing is waiting.
+#[allow(clippy::type_complexity)]
+fn recv_ready(fd: RawFd) -> std::io::Result<Option<Option<(Vec<u8>, Option<OwnedFd>)>>> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; a zero timeout never blocks.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    if n <= 0 {
+        return Ok(Some(None));
+    }
+    if pfd.revents & libc::POLLIN == 0 {
+        // POLLHUP/POLLERR without data: the supervisor is gone.
+        return Ok(None);
+    }
+    Ok(sys::recv_packet(fd)?.map(Some))
+}
+
+/// The forked child: drops the zygote's descriptors, becomes a worker.
+fn child(
+    interp: python::Interpreter,
+    spec: &Spec,
+    ctl: OwnedFd,
+    zygote_fds: [RawFd; 2],
+    image_fd: RawFd,
+    zygote: u32,
+) -> ! {
+    sys::forked_child_setup(zygote);
+    for fd in zygote_fds {
+        sys::close_fd(fd);
+    }
+    // SAFETY: the image's memfd was inherited by the zygote and by this fork;
+    // nothing else in this process owns it.
+    let image = unsafe { OwnedFd::from_raw_fd(image_fd) };
+    let r = worker::serve(spec, image, UnixStream::from(ctl), Some(interp));
+    if let Err(e) = r {
+        log::error!("[{}] worker: {e}", spec.plugin);
+    }
+    std::process::exit(1);
+}
