@@ -102,6 +102,8 @@ _NO_PRELOAD = {"__main__", "antigravity", "idlelib", "this", "tkinter", "turtle"
 _BEFORE_PRELOAD = None
 # Top-level name -> origin of every module the preload added.
 _PRELOADED = {}
+# In a forked worker: what sys.modules held when it was forked.
+_AT_FORK = None
 
 
 def _origin(module):
@@ -143,8 +145,10 @@ def preload(names):
 
 
 def fork(state_var, state_dir):
+    global _AT_FORK
     pid = os.fork()
     if pid == 0:
+        _AT_FORK = set(sys.modules)
         if state_dir is None:
             os.environ.pop(state_var, None)
         else:
@@ -186,11 +190,12 @@ def drop_preload():
 
 
 def stdlib_loaded():
-    # The stdlib modules this process imported (for the next zygote's preload).
+    # The stdlib modules this process imported (for the next zygote's
+    # preload); in a forked worker, those it imported itself.
     roots = tuple(os.path.join(p, "") for p in _BASE_PATH if p)
     out = []
     for name, module in list(sys.modules.items()):
-        if not _preloadable(name):
+        if not _preloadable(name) or (_AT_FORK is not None and name in _AT_FORK):
             continue
         origin = _origin(module)
         if origin in ("built-in", "frozen") or (
@@ -537,7 +542,8 @@ impl Interpreter {
         })
     }
 
-    /// The stdlib modules loaded in this process (sorted names).
+    /// The stdlib modules loaded in this process (sorted names); in a worker
+    /// forked from the zygote, only those it loaded itself.
     pub fn stdlib_loaded(&self) -> Vec<String> {
         Python::attach(|py| {
             self.helper_call(py, "stdlib_loaded", ())

@@ -12,9 +12,11 @@
 //! preloaded top-level name from anywhere else forgets every preloaded module
 //! before importing its plugin.
 //!
-//! What is preloaded: [`BASE_PRELOAD`], plus what the workers of the previous
-//! run reported importing from the stdlib (kept in `<state>/`[`LEARNED_FILE`];
-//! names only, and the zygote imports only stdlib names).
+//! What is preloaded: the stdlib modules workers of earlier runs imported
+//! themselves (beyond what their zygote had loaded), kept in
+//! `<state>/`[`LEARNED_FILE`]: names only, and the zygote imports only
+//! stdlib names. Nothing on the very first run; the list only grows (a plugin
+//! removed leaves its modules in it; delete the file to start afresh).
 //!
 //! The channel is a `SOCK_SEQPACKET` pair, one message per packet, its first
 //! byte the kind:
@@ -51,12 +53,6 @@ use crate::image::Image;
 use crate::python;
 use crate::sys;
 use crate::worker::{self, Spec};
-
-/// Stdlib modules the zygote always imports: what an OpenPLC plugin needs to
-/// read its capsule (ctypes, struct) and to run its loop (threading). Kept
-/// short: the preload delays the first worker, and everything else a plugin
-/// needs is learned from the last run (see [`LEARNED_FILE`]).
-pub const BASE_PRELOAD: &[&str] = &["ctypes", "struct", "threading"];
 
 /// The file in the state directory that lists the stdlib modules the
 /// workers of the last run imported (one name per line).
@@ -314,8 +310,8 @@ impl Zygote {
 
 // --- what the workers imported ------------------------------------------------
 
-/// Stdlib modules the workers of this run reported, and since when that set
-/// has changes not yet saved.
+/// The learned stdlib modules (the file's, and what the workers of this run
+/// reported), and since when that set has changes not yet saved.
 static LEARNED: Mutex<(BTreeSet<String>, Option<Instant>)> = Mutex::new((BTreeSet::new(), None));
 
 /// Whether `name` looks like a dotted module name (what the learned file may
@@ -347,10 +343,10 @@ pub fn learn(payload: &[u8]) {
     }
 }
 
-/// What to preload: [`BASE_PRELOAD`] and the names in `<state>/LEARNED_FILE`
-/// (missing or unreadable: none).
+/// What to preload: the names in `<state>/LEARNED_FILE` (missing or
+/// unreadable: none). They are also the start of this run's learned set.
 pub fn preload_list(state: Option<&Path>) -> Vec<String> {
-    let mut names: BTreeSet<String> = BASE_PRELOAD.iter().map(|s| s.to_string()).collect();
+    let mut names = BTreeSet::new();
     if let Some(text) = state.and_then(|s| std::fs::read_to_string(s.join(LEARNED_FILE)).ok()) {
         names.extend(
             text.lines()
@@ -360,6 +356,8 @@ pub fn preload_list(state: Option<&Path>) -> Vec<String> {
                 .map(String::from),
         );
     }
+    let mut learned = LEARNED.lock().unwrap_or_else(|e| e.into_inner());
+    learned.0.extend(names.iter().cloned());
     names.into_iter().collect()
 }
 
@@ -380,7 +378,7 @@ pub fn save_learned(state: &Path, settle: Duration) {
     let path = state.join(LEARNED_FILE);
     let tmp = state.join(format!(".{LEARNED_FILE}.tmp"));
     let mut text = String::from(
-        "# Stdlib modules the plugins' workers imported last run; the zygote preloads them.\n",
+        "# Stdlib modules plugins' workers imported; the zygote preloads them. Delete to forget.\n",
     );
     for n in &names {
         text.push_str(n);

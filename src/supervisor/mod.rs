@@ -136,11 +136,27 @@ impl Supervisor {
     /// Start-up: everything a run needs, then every plugin loaded and started,
     /// then READY.
     fn start(opts: &Options) -> Result<Supervisor, Error> {
-        let plan = plan(opts)?;
         // Before any thread exists, so a signal never kills us half-started.
         let signals = Signals::install()
             .map_err(|e| Error::Os(format!("cannot install signal handlers: {e}")))?;
         let image = image::install(opts.buffer_size).map_err(Error::Os)?;
+        // Process isolation: the zygote starts its interpreter while
+        // plugins.conf and the venvs are read (it is let go again when there
+        // is no Python plugin to fork for); the first fork waits for it.
+        let mut zygote = if opts.isolation == Isolation::Process && opts.zygote {
+            start_zygote(image, opts)
+        } else {
+            None
+        };
+        let plan = plan(opts)?;
+        if !plan
+            .plugins
+            .iter()
+            .any(|p| p.entry.kind == crate::config::PluginKind::Python)
+            && let Some(z) = zygote.take()
+        {
+            log::debug!("no Python plugin: zygote (pid {}) {}", z.pid, z.finish());
+        }
         if !image.lock_inherits_priority() {
             log::warn!(
                 "image lock: this system has no priority-inheriting futexes (qemu-user, some kernels); a plugin holding the lock is not boosted to the scan thread's priority"
@@ -162,19 +178,6 @@ impl Supervisor {
             Isolation::Process => None,
         };
         let (worker_exits_tx, worker_exits) = mpsc::channel();
-        // The zygote starts its interpreter while the scan thread starts; the
-        // first fork waits for it.
-        let zygote = if opts.isolation == Isolation::Process
-            && opts.zygote
-            && plan
-                .plugins
-                .iter()
-                .any(|p| p.entry.kind == crate::config::PluginKind::Python)
-        {
-            start_zygote(image, opts)
-        } else {
-            None
-        };
 
         // The scan thread starts before any plugin's init (journal writes made in
         // init or start_loop are applied at once, and the watchdog sees progress
@@ -311,6 +314,10 @@ impl Supervisor {
         self.stop_slots(&order, true);
         if let Some(z) = self.zygote.take() {
             log::debug!("zygote (pid {}) {}", z.pid, z.finish());
+            // What the workers reported and upkeep did not save yet.
+            if let Some(state) = crate::plugin_state::state_directory(self.opts.root.as_deref()) {
+                crate::zygote::save_learned(&state, Duration::ZERO);
+            }
         }
         self.report();
         if self.slots.iter().all(|s| !s.is_stuck())
