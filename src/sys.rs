@@ -331,3 +331,53 @@ pub fn parent_pid() -> u32 {
     // SAFETY: getppid has no preconditions.
     unsafe { libc::getppid() as u32 }
 }
+
+/// Rewrites this process's command line as `ps` and `systemctl status` show
+/// it (`/proc/self/cmdline`): `argv[0]` stays, `args` replace the rest, cut to
+/// the room the original arguments took. A worker forked from the zygote
+/// would otherwise show the zygote's command line. Does nothing where
+/// `/proc/self/stat` does not give the argument area (qemu-user).
+pub fn set_cmdline_args(args: &[&str]) {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    // Fields after the parenthesised command name start at field 3; the
+    // argument area is fields 48 (arg_start) and 49 (arg_end).
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let (Some(start), Some(end)) = (
+        fields.get(45).and_then(|f| f.parse::<usize>().ok()),
+        fields.get(46).and_then(|f| f.parse::<usize>().ok()),
+    ) else {
+        return;
+    };
+    if start == 0 || end <= start || end - start > 1 << 20 {
+        return;
+    }
+    // SAFETY: [start, end) is this process's argument area as the kernel
+    // reports it: the argv strings at the top of the main thread's stack,
+    // mapped readable and writable for the life of the process. Nothing in
+    // this process refers to those bytes any more (std copied its argv at
+    // start-up), and only bytes inside the area are read or written.
+    unsafe {
+        let area = std::slice::from_raw_parts_mut(start as *mut u8, end - start);
+        let Some(argv0_end) = area.iter().position(|b| *b == 0) else {
+            return;
+        };
+        let room = &mut area[argv0_end + 1..];
+        room.fill(0);
+        let mut at = 0;
+        for a in args {
+            let a = a.as_bytes();
+            // Keep one NUL at the very end of the area.
+            let n = a.len().min(room.len().saturating_sub(at + 1));
+            room[at..at + n].copy_from_slice(&a[..n]);
+            at += n + 1;
+            if at >= room.len() {
+                break;
+            }
+        }
+    }
+}

@@ -569,6 +569,8 @@ fn child(
     for fd in zygote_fds {
         sys::close_fd(fd);
     }
+    // `ps` and `systemctl status` name the plugin, as for a re-executed one.
+    sys::set_cmdline_args(&["worker", "--plugin-name", &spec.plugin]);
     // SAFETY: the image's memfd was inherited by the zygote and by this fork;
     // nothing else in this process owns it.
     let image = unsafe { OwnedFd::from_raw_fd(image_fd) };

@@ -269,6 +269,18 @@ class Guest:
     def children(self, pid):
         return sorted(self.out("ps -o pid= --ppid %s; true" % pid).split())
 
+    def cmdline(self, pid):
+        return self.out("tr '\\0' ' ' < /proc/%s/cmdline; true" % pid).strip()
+
+    def workers(self, main_pid):
+        """(zygote pid or None, worker pids): with --worker-start zygote (the
+        default) the workers are the zygote's children, else the supervisor's."""
+        kids = self.children(main_pid)
+        zygotes = [k for k in kids if " zygote " in " %s " % self.cmdline(k)]
+        if zygotes:
+            return zygotes[0], self.children(zygotes[0])
+        return None, kids
+
     def runtime_processes(self):
         """Pids of every process running /usr/bin/openplc-runtime (supervisor and workers)."""
         pids = []
@@ -504,29 +516,33 @@ def run(opts, g, r):
             p is not None and "--isolation process" in props["ExecStart"]
             and props["StatusText"].startswith("%d plugin(s) running, 0 failed" % N_RELOADED), props)
     main_pid = props["MainPID"]
-    workers = g.children(main_pid)
+    zygote, workers = g.workers(main_pid)
     started = g.wait_journal(r"qemu_test: start_loop \(pid \d+\)", c, timeout=10) or ""
     m = re.search(r"qemu_test: start_loop \(pid (\d+)\)", started)
     old_worker = m.group(1) if m else None
-    r.check("process isolation: %d worker processes, qemu_test's is pid %s" % (len(workers), old_worker),
-            len(workers) == N_RELOADED and old_worker in workers, "children of %s: %s" % (main_pid, workers))
-    figures["rss_process"] = (g.hwm_kb(main_pid), [g.hwm_kb(w) for w in workers])
+    r.check("process isolation: %d worker processes forked by zygote %s, qemu_test's is pid %s"
+            % (len(workers), zygote, old_worker),
+            zygote is not None and len(workers) == N_RELOADED and old_worker in workers,
+            "zygote %s, workers of %s: %s" % (zygote, main_pid, workers))
+    figures["rss_process"] = (g.hwm_kb(main_pid), [g.hwm_kb(w) for w in workers],
+                              g.hwm_kb(zygote) if zygote else None)
     c = g.cursor()
     g.out("date > %s/crash" % TRIGGERS)
     died = g.wait_journal(r"\[qemu_test\] worker process %s died" % old_worker, c, timeout=30)
     again = g.wait_journal(r"qemu_test: start_loop \(pid (?!%s\))\d+\)" % old_worker, c, timeout=60)
     restarting = g.wait_journal(r"\[qemu_test\] restarting its worker", c, timeout=5)
     after = g.show("MainPID", "NRestarts", "ActiveState", "StatusText")
-    workers_after = g.children(main_pid)
+    zygote_after, workers_after = g.workers(main_pid)
     others = [w for w in workers if w != old_worker]
     r.check("process isolation: the crashed worker died and was restarted (journal), the service was not",
             died and restarting and again and after["MainPID"] == main_pid and after["NRestarts"] == props["NRestarts"]
             and after["ActiveState"] == "active",
             "%s\n%s\n%s\n%s\n%s" % (died, restarting, again, after, "\n".join(g.journal(c)[-30:])))
-    r.check("process isolation: only that worker was replaced (other workers %s unchanged)" % " ".join(others),
+    r.check("process isolation: only that worker was replaced (other workers %s unchanged, "
+            "same zygote)" % " ".join(others),
             all(w in workers_after for w in others) and old_worker not in workers_after
-            and len(workers_after) == N_RELOADED,
-            "before %s, after %s" % (workers, workers_after))
+            and len(workers_after) == N_RELOADED and zygote_after == zygote,
+            "before %s %s, after %s %s" % (zygote, workers, zygote_after, workers_after))
     g.out("rm -f %s/crash" % TRIGGERS)
     done(r, 3, t)
 
@@ -596,9 +612,11 @@ def run(opts, g, r):
            "%.1f s after qemu was launched" % (kernel, process, host))
     r.info("peak RSS, --isolation shared: %s kB (VmHWM of the runtime, %d plugins)"
            % (figures["rss_shared"], N_BOOT))
-    sup, workers = figures["rss_process"]
-    r.info("peak RSS, --isolation process: supervisor %s kB, workers %s kB (total %s kB)"
-           % (sup, " + ".join(str(w) for w in workers), (sup or 0) + sum(w or 0 for w in workers)))
+    sup, workers, zygote = figures["rss_process"]
+    r.info("peak RSS, --isolation process: supervisor %s kB, zygote %s kB, workers %s kB (total %s kB; "
+           "RSS counts the pages a worker shares with its zygote in each)"
+           % (sup, zygote, " + ".join(str(w) for w in workers),
+              (sup or 0) + (zygote or 0) + sum(w or 0 for w in workers)))
 
 
 def main():

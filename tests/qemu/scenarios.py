@@ -431,11 +431,15 @@ def proc_conflict(s):
     s.wait_log("running: 2 plugin(s) running, 0 failed")
     p1, p2 = s.worker_pid("one"), s.worker_pid("two")
     # What the supervisor re-executed: the guest binary (binfmt_misc puts
-    # qemu in front of it), i.e. current_exe() was not qemu's own path.
+    # qemu in front of it), i.e. current_exe() was not qemu's own path. That
+    # is the zygote (the default), the workers being its forks (qemu-user
+    # shows a fork its parent's command line), or the worker itself
+    # (--worker-start exec).
     argv = worker_cmdline(p1)
-    check("worker" in argv and os.path.realpath(argv[argv.index("worker") - 1])
+    sub = next((a for a in ("worker", "zygote") if a in argv), None)
+    check(sub is not None and os.path.realpath(argv[argv.index(sub) - 1])
           == os.path.realpath(s.spec["bin"]),
-          "worker %d's command line %r does not run %s worker" % (p1, argv, s.spec["bin"]))
+          "worker %d's command line %r does not run %s worker/zygote" % (p1, argv, s.spec["bin"]))
     code = s.stop()
     log = s.log()
     check(code == 0, "exit %d" % code, log)
