@@ -70,6 +70,18 @@ pub fn poll_readable(fds: &[RawFd], timeout: Duration) {
     unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
 }
 
+/// Whether `fd` becomes readable (or hung up) within `timeout`.
+pub fn wait_readable(fd: RawFd, timeout: Duration) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: one valid pollfd for the duration of the call.
+    unsafe { libc::poll(&mut pfd, 1, ms) != 0 }
+}
+
 /// Gives the calling thread real-time SCHED_FIFO scheduling at
 /// `priority` (1..=99).
 pub fn set_current_thread_fifo(priority: i32) -> std::io::Result<()> {

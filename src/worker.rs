@@ -51,6 +51,9 @@ pub const HEALTHY_RUN: Duration = Duration::from_secs(60);
 pub const EXIT_BUDGET: Duration = Duration::from_secs(1);
 /// The result frame's name for the import, which is no lifecycle call.
 const IMPORT: &str = "import";
+/// How long a worker waits, after its first `start_loop`, for the supervisor
+/// to be quiet before it reports its stdlib imports (off the start-up path).
+const LEARN_DELAY: Duration = Duration::from_millis(300);
 /// Largest frame accepted (a traceback or a log record); larger ones mean the
 /// peer is broken.
 pub const MAX_FRAME: usize = 4 << 20;
@@ -265,22 +268,52 @@ impl Worker {
         )
     }
 
-    /// Starts a worker for `spec` as a fork of `zygote` (which maps the same
-    /// image). As [`Worker::spawn`] otherwise.
-    pub fn fork(
-        spec: &Spec,
+    /// Starts workers for `specs` as forks of `zygote` (which maps the same
+    /// image), all requested before the first is waited for. One result per
+    /// spec, in order; as [`Worker::spawn`] otherwise.
+    pub fn fork_many(
+        specs: &[&Spec],
         zygote: &Arc<crate::zygote::Zygote>,
-        exited: mpsc::Sender<u32>,
-    ) -> std::io::Result<Worker> {
-        let (ours, theirs) = UnixStream::pair()?;
-        let pid = zygote.fork(spec, theirs.into())?;
-        Worker::with_channel(
-            pid,
-            Proc::Forked(Arc::clone(zygote)),
-            ours,
-            &spec.plugin,
-            exited,
-        )
+        exited: &mpsc::Sender<u32>,
+    ) -> Vec<std::io::Result<Worker>> {
+        let mut ours = Vec::with_capacity(specs.len());
+        let mut reqs = Vec::with_capacity(specs.len());
+        let mut early: Vec<Option<std::io::Error>> = Vec::with_capacity(specs.len());
+        for spec in specs {
+            match UnixStream::pair() {
+                Ok((a, b)) => {
+                    ours.push(Some(a));
+                    reqs.push((*spec, OwnedFd::from(b)));
+                    early.push(None);
+                }
+                Err(e) => {
+                    ours.push(None);
+                    early.push(Some(e));
+                }
+            }
+        }
+        let mut pids = zygote.fork_many(reqs).into_iter();
+        specs
+            .iter()
+            .zip(ours)
+            .zip(early)
+            .map(|((spec, ours), early)| {
+                if let Some(e) = early {
+                    return Err(e);
+                }
+                let pid = pids
+                    .next()
+                    .unwrap_or_else(|| Err(std::io::Error::other("no answer from the zygote")))?;
+                let ours = ours.ok_or_else(|| std::io::Error::other("no control socket"))?;
+                Worker::with_channel(
+                    pid,
+                    Proc::Forked(Arc::clone(zygote)),
+                    ours,
+                    &spec.plugin,
+                    exited.clone(),
+                )
+            })
+            .collect()
     }
 
     /// The handle on a started worker process `pid` whose control socket is
@@ -685,8 +718,19 @@ pub(crate) fn serve(
     );
     let capsule = Capsule::new(args).map_err(Error::Python)?;
     let mut reader = ctl;
+    // Set after the first start_loop: once the supervisor has been quiet for
+    // LEARN_DELAY (the others are starting meanwhile), this worker reports
+    // the stdlib modules it imported, for the next zygote.
+    let mut learn_pending = false;
     let mut learned = false;
-    while let Ok(Some((kind, payload))) = read_frame(&mut reader) {
+    loop {
+        if learn_pending && !crate::sys::wait_readable(reader.as_raw_fd(), LEARN_DELAY) {
+            learn_pending = false;
+            send(b'M', interp.stdlib_loaded().join("\n").as_bytes());
+        }
+        let Ok(Some((kind, payload))) = read_frame(&mut reader) else {
+            break;
+        };
         if kind != b'C' {
             continue;
         }
@@ -699,9 +743,8 @@ pub(crate) fn serve(
         let outcome = interp.call(&module, func, (func == Call::Init).then_some(&capsule));
         result(func.name(), &outcome);
         if func == Call::StartLoop && !learned {
-            // What this plugin needed from the stdlib, for the next zygote.
             learned = true;
-            send(b'M', interp.stdlib_loaded().join("\n").as_bytes());
+            learn_pending = true;
         }
         if func == Call::Cleanup {
             break;

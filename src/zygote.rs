@@ -210,49 +210,79 @@ impl Zygote {
     /// stays with the caller). Returns the worker's pid. An error leaves the
     /// zygote unusable (killed) when it did not answer.
     pub fn fork(&self, spec: &Spec, ctl: OwnedFd) -> std::io::Result<u32> {
-        let mut ready = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        self.fork_many(vec![(spec, ctl)])
+            .pop()
+            .unwrap_or_else(|| Err(std::io::Error::other("no answer")))
+    }
+
+    /// Forks one worker per request, sending every request before waiting
+    /// for the first answer (the zygote forks them back to back while the
+    /// first ones already import). One result per request, in order.
+    pub fn fork_many(&self, reqs: Vec<(&Spec, OwnedFd)>) -> Vec<std::io::Result<u32>> {
         let fail = |m: String| std::io::Error::other(m);
+        let n = reqs.len();
+        let mut out: Vec<std::io::Result<u32>> = Vec::with_capacity(n);
+        let mut ready = self.requests.lock().unwrap_or_else(|e| e.into_inner());
         if ready.is_none() {
-            match self.reply(READY_BUDGET) {
+            let why = match self.reply(READY_BUDGET) {
                 Ok(Reply::Ready(what)) => {
                     log::debug!("zygote (pid {}) ready: {what}", self.pid);
                     *ready = Some(what);
+                    None
                 }
-                Ok(Reply::Failed(why)) => {
-                    self.finish();
-                    return Err(fail(why));
+                Ok(Reply::Failed(why)) => Some(why),
+                Ok(Reply::Forked(_)) => Some("the zygote answered out of turn".into()),
+                Err(e) => Some(e),
+            };
+            if let Some(why) = why {
+                self.finish();
+                return (0..n).map(|_| Err(fail(why.clone()))).collect();
+            }
+        }
+        let mut sent = 0;
+        for (spec, ctl) in reqs {
+            let mut msg = vec![b'F'];
+            for (i, a) in spec.to_args().iter().enumerate() {
+                if i > 0 {
+                    msg.push(0);
                 }
-                Ok(Reply::Forked(_)) => return Err(fail("the zygote answered out of turn".into())),
+                msg.extend_from_slice(a.as_bytes());
+            }
+            if msg.len() > sys::MAX_PACKET {
+                out.push(Err(fail(format!(
+                    "the worker's arguments ({} bytes) do not fit in one request",
+                    msg.len()
+                ))));
+                continue;
+            }
+            match sys::send_packet(self.ctl.as_raw_fd(), &msg, Some(ctl.as_raw_fd())) {
+                Ok(()) => {
+                    sent += 1;
+                    // A placeholder for the answer, filled in below.
+                    out.push(Ok(0));
+                }
+                Err(e) => out.push(Err(e)),
+            }
+        }
+        let mut broken: Option<String> = None;
+        for slot in out.iter_mut().filter(|r| matches!(r, Ok(0))) {
+            if let Some(why) = &broken {
+                *slot = Err(fail(why.clone()));
+                continue;
+            }
+            *slot = match self.reply(FORK_BUDGET) {
+                Ok(Reply::Forked(pid)) => Ok(pid),
+                Ok(Reply::Failed(why)) => Err(fail(format!("the zygote could not fork: {why}"))),
+                Ok(Reply::Ready(_)) => Err(fail("the zygote answered out of turn".into())),
                 Err(e) => {
                     self.finish();
-                    return Err(fail(e));
+                    broken = Some(e.clone());
+                    Err(fail(e))
                 }
-            }
+            };
         }
-        let mut msg = vec![b'F'];
-        for (i, a) in spec.to_args().iter().enumerate() {
-            if i > 0 {
-                msg.push(0);
-            }
-            msg.extend_from_slice(a.as_bytes());
-        }
-        if msg.len() > sys::MAX_PACKET {
-            return Err(fail(format!(
-                "the worker's arguments ({} bytes) do not fit in one request",
-                msg.len()
-            )));
-        }
-        sys::send_packet(self.ctl.as_raw_fd(), &msg, Some(ctl.as_raw_fd()))?;
-        drop(ctl);
-        match self.reply(FORK_BUDGET) {
-            Ok(Reply::Forked(pid)) => Ok(pid),
-            Ok(Reply::Failed(why)) => Err(fail(format!("the zygote could not fork: {why}"))),
-            Ok(Reply::Ready(_)) => Err(fail("the zygote answered out of turn".into())),
-            Err(e) => {
-                self.finish();
-                Err(fail(e))
-            }
-        }
+        debug_assert!(sent <= n);
+        out
     }
 
     /// SIGKILL for child `pid` of the zygote (the zygote checks that it has

@@ -286,9 +286,55 @@ impl Supervisor {
     /// Starts the worker process of slot `i` (which imports its plugin at
     /// once); `None` when it cannot start (logged).
     fn spawn_worker_for(&mut self, i: usize) -> Option<Arc<Worker>> {
+        self.spawn_workers_for(&[i]).pop().flatten()
+    }
+
+    /// Starts the worker processes of `slots` at once (forked back to back
+    /// from the zygote, when there is one); one per slot, `None` when it could
+    /// not start (logged).
+    fn spawn_workers_for(&mut self, slots: &[usize]) -> Vec<Option<Arc<Worker>>> {
+        let specs: Vec<worker::Spec> = slots.iter().map(|&i| self.worker_spec(i)).collect();
+        let mut started: Vec<std::io::Result<Worker>> = Vec::with_capacity(specs.len());
+        if let Some(z) = self.zygote_for_fork() {
+            let refs: Vec<&worker::Spec> = specs.iter().collect();
+            started = Worker::fork_many(&refs, &z, &self.worker_exits_tx);
+        }
+        let mut forked = started.into_iter();
+        let mut out = Vec::with_capacity(specs.len());
+        for spec in &specs {
+            let name = &spec.plugin;
+            let w = match forked.next() {
+                Some(Ok(w)) => Ok(w),
+                other => {
+                    if let Some(Err(e)) = other {
+                        log::warn!(
+                            "[{name}] the zygote could not start its worker ({e}); starting it as a new process"
+                        );
+                    }
+                    Worker::spawn(spec, self.image, self.worker_exits_tx.clone())
+                }
+            };
+            out.push(match w {
+                Ok(w) => {
+                    log::debug!("[{name}] worker process {} started", w.pid);
+                    Some(Arc::new(w))
+                }
+                Err(e) => {
+                    log::error!("[{name}] cannot start its worker process: {e}");
+                    None
+                }
+            });
+        }
+        out
+    }
+
+    /// What the worker of slot `i` runs, once its state directory exists and
+    /// its journal ring is clean.
+    fn worker_spec(&self, i: usize) -> worker::Spec {
         let plugin = &self.slots[i].plugin;
         let name = plugin.name().to_string();
         let index = self.slots[i].index;
+        crate::image::set_slot_name(index, &name);
         let mut spec = worker::Spec::for_plugin(
             plugin,
             index,
@@ -306,44 +352,26 @@ impl Supervisor {
                 RING_RESET_WAIT.as_millis()
             );
         }
-        match self.start_worker(&spec) {
-            Ok(w) => {
-                log::debug!("[{name}] worker process {} started", w.pid);
-                Some(Arc::new(w))
-            }
-            Err(e) => {
-                log::error!("[{name}] cannot start its worker process: {e}");
-                None
-            }
-        }
+        spec
     }
 
-    /// Starts a worker process for `spec`: forked from the zygote (started
-    /// again first when it died), or, without one or when it fails, as a new
-    /// process.
-    fn start_worker(&mut self, spec: &worker::Spec) -> std::io::Result<Worker> {
-        if self.opts.zygote {
-            if let Some(z) = self.zygote.take_if(|z| !z.alive()) {
-                log::warn!(
-                    "the zygote process {} is gone ({}); starting a new one",
-                    z.pid,
-                    z.finish()
-                );
-            }
-            if self.zygote.is_none() {
-                self.zygote = super::start_zygote(self.image, &self.opts);
-            }
-            if let Some(z) = &self.zygote {
-                match Worker::fork(spec, z, self.worker_exits_tx.clone()) {
-                    Ok(w) => return Ok(w),
-                    Err(e) => log::warn!(
-                        "[{}] the zygote could not start its worker ({e}); starting it as a new process",
-                        spec.plugin
-                    ),
-                }
-            }
+    /// The zygote to fork from (`--worker-start zygote`): started again first
+    /// when it died. `None` without one (workers are then new processes).
+    fn zygote_for_fork(&mut self) -> Option<Arc<crate::zygote::Zygote>> {
+        if !self.opts.zygote {
+            return None;
         }
-        Worker::spawn(spec, self.image, self.worker_exits_tx.clone())
+        if let Some(z) = self.zygote.take_if(|z| !z.alive()) {
+            log::warn!(
+                "the zygote process {} is gone ({}); starting a new one",
+                z.pid,
+                z.finish()
+            );
+        }
+        if self.zygote.is_none() {
+            self.zygote = super::start_zygote(self.image, &self.opts);
+        }
+        self.zygote.clone()
     }
 
     /// The job that makes lifecycle call `call` of slot `i`; `None` when the
@@ -477,16 +505,17 @@ impl Supervisor {
     pub(super) fn start_slots(&mut self, range: std::ops::Range<usize>) {
         // Forked workers import their plugins side by side; `init` is still
         // called in order, once each import reported.
-        if self.zygote.is_some() {
-            for i in range.clone() {
-                if self.slots[i].plugin.entry.kind == PluginKind::Python
-                    && matches!(self.slots[i].state, State::Unloaded)
-                    && self.stopping.is_none()
-                {
-                    let name = self.slots[i].name().to_string();
-                    crate::image::set_slot_name(self.slots[i].index, &name);
-                    self.slots[i].prestarted = self.spawn_worker_for(i);
-                }
+        if self.zygote.is_some() && self.stopping.is_none() {
+            let python: Vec<usize> = range
+                .clone()
+                .filter(|&i| {
+                    self.slots[i].plugin.entry.kind == PluginKind::Python
+                        && matches!(self.slots[i].state, State::Unloaded)
+                })
+                .collect();
+            let workers = self.spawn_workers_for(&python);
+            for (i, w) in python.into_iter().zip(workers) {
+                self.slots[i].prestarted = w;
             }
         }
         for i in range.clone() {
