@@ -393,28 +393,3 @@ pub fn set_cmdline_args(args: &[&str]) {
         }
     }
 }
-
-/// A pipe (both ends close-on-exec): (read end, write end).
-pub fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [-1; 2];
-    // SAFETY: `fds` is a valid array of two ints for the new descriptors.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 succeeded: both descriptors are new and ours.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// Blocks until `fd` (a pipe's read end) reports end of file (or an error).
-pub fn wait_eof(fd: RawFd) {
-    let mut b = [0u8; 16];
-    loop {
-        // SAFETY: reading into a buffer we own, of its length.
-        let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), b.len()) };
-        if n == 0
-            || (n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted)
-        {
-            return;
-        }
-    }
-}

@@ -649,7 +649,7 @@ pub(crate) fn serve(
     spec: &Spec,
     image_fd: OwnedFd,
     ctl: UnixStream,
-    forked: Option<&python::Interpreter>,
+    forked: Option<python::Interpreter>,
 ) -> Result<(), Error> {
     let writer = ctl.try_clone().map_err(|e| Error::Os(e.to_string()))?;
     *OUT.lock().unwrap_or_else(|e| e.into_inner()) = Sink::Stream(writer);
@@ -660,13 +660,9 @@ pub(crate) fn serve(
         .map_err(Error::Os)?;
     image::set_slot_name(spec.slot, &spec.plugin);
     let from_zygote = forked.is_some();
-    let started;
     let interp = match forked {
         Some(i) => i,
-        None => {
-            started = python::start(spec.python_home.as_deref())?;
-            &started
-        }
+        None => python::start(spec.python_home.as_deref())?,
     };
     let plugin_dir = spec.path.parent().map(PathBuf::from).unwrap_or_default();
     interp

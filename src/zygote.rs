@@ -511,62 +511,53 @@ pub fn zygote_main(args: Vec<OsString>) -> Result<(), Error> {
             m.extend_from_slice(&status.to_le_bytes());
             say(b'X', &m);
         }
-        // Everything queued now is one batch: a start-up's fork requests
-        // come together and are forked back to back.
-        let mut batch = Vec::new();
-        let mut closed = false;
-        loop {
-            match recv_ready(ctl_fd) {
-                Ok(Some(Some(msg))) => batch.push(msg),
-                Ok(Some(None)) => break,
-                Ok(None) | Err(_) => {
-                    closed = true;
-                    break;
-                }
-            }
-        }
-        let mut forks: Vec<(Result<Spec, String>, Option<OwnedFd>)> = Vec::new();
-        for (p, fd) in batch {
-            match (p.first(), fd) {
-                (Some(b'K'), _) => {
-                    if let Some(b) = p.get(1..5) {
-                        let pid = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                        if live.contains(&pid) {
-                            sys::kill(pid, libc::SIGKILL);
-                        }
+        let Some((p, fd)) = (match recv_ready(ctl_fd) {
+            Ok(Some(Some(msg))) => Some(msg),
+            Ok(Some(None)) => None,
+            Ok(None) | Err(_) => break,
+        }) else {
+            continue;
+        };
+        match (p.first(), fd) {
+            (Some(b'K'), _) => {
+                if let Some(b) = p.get(1..5) {
+                    let pid = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                    if live.contains(&pid) {
+                        sys::kill(pid, libc::SIGKILL);
                     }
                 }
-                // Answered in order, with the forks.
-                (Some(b'F'), Some(ctl)) => {
-                    let args: Vec<OsString> = p[1..]
-                        .split(|b| *b == 0)
-                        .map(|a| OsString::from_vec(a.to_vec()))
-                        .collect();
-                    let spec = worker::parse_args(args)
-                        .map(|(spec, _, _)| spec)
-                        .map_err(|e| e.to_string());
-                    forks.push((spec, Some(ctl)));
-                }
-                (Some(b'F'), None) => forks.push((
-                    Err("a fork request without its control socket".into()),
-                    None,
-                )),
-                (k, _) => log::warn!("unknown request {k:?}"),
             }
-        }
-        if !forks.is_empty() {
-            fork_batch(
-                &interp,
-                forks,
-                [ctl_fd, sigfd.as_raw_fd()],
-                image_fd,
-                me,
-                &mut live,
-                &say,
-            );
-        }
-        if closed {
-            break;
+            (Some(b'F'), Some(ctl)) => {
+                let args: Vec<OsString> = p[1..]
+                    .split(|b| *b == 0)
+                    .map(|a| OsString::from_vec(a.to_vec()))
+                    .collect();
+                let spec = match worker::parse_args(args) {
+                    Ok((spec, _, _)) => spec,
+                    Err(e) => {
+                        say(b'E', e.to_string().as_bytes());
+                        continue;
+                    }
+                };
+                match interp.fork(spec.state_dir.as_deref()) {
+                    Ok(0) => child(
+                        interp,
+                        &spec,
+                        ctl,
+                        [ctl_fd, sigfd.as_raw_fd()],
+                        image_fd,
+                        me,
+                    ),
+                    Ok(pid) => {
+                        drop(ctl);
+                        live.insert(pid);
+                        say(b'P', &pid.to_le_bytes());
+                    }
+                    Err(e) => say(b'E', e.as_bytes()),
+                }
+            }
+            (Some(b'F'), None) => say(b'E', b"a fork request without its control socket"),
+            (k, _) => log::warn!("unknown request {k:?}"),
         }
     }
     // The supervisor closed the channel: it is done with us. Workers still
@@ -595,62 +586,9 @@ fn recv_ready(fd: RawFd) -> std::io::Result<Option<Option<(Vec<u8>, Option<Owned
     Ok(sys::recv_packet(fd)?.map(Some))
 }
 
-/// Forks one worker per request of a batch, back to back: each child waits
-/// (on a pipe) until the last fork is done, so that the zygote is not
-/// competing with its new children for the CPU while it forks. Answers each
-/// request in order (`P` pid or `E` why).
-fn fork_batch(
-    interp: &python::Interpreter,
-    forks: Vec<(Result<Spec, String>, Option<OwnedFd>)>,
-    zygote_fds: [RawFd; 2],
-    image_fd: RawFd,
-    me: u32,
-    live: &mut HashSet<u32>,
-    say: &dyn Fn(u8, &[u8]),
-) {
-    let gate = sys::pipe().ok();
-    let all: Vec<RawFd> = forks
-        .iter()
-        .filter_map(|(_, c)| c.as_ref().map(AsRawFd::as_raw_fd))
-        .collect();
-    for (spec, ctl) in forks {
-        let (spec, ctl) = match (spec, ctl) {
-            (Ok(spec), Some(ctl)) => (spec, ctl),
-            (Err(why), _) => {
-                say(b'E', why.as_bytes());
-                continue;
-            }
-            (Ok(_), None) => continue,
-        };
-        match interp.fork(spec.state_dir.as_deref()) {
-            Ok(0) => {
-                // The other workers' sockets of this batch are not ours.
-                let mine = ctl.as_raw_fd();
-                for &fd in all.iter().filter(|&&fd| fd != mine) {
-                    sys::close_fd(fd);
-                }
-                if let Some((r, w)) = &gate {
-                    sys::close_fd(w.as_raw_fd());
-                    sys::wait_eof(r.as_raw_fd());
-                    sys::close_fd(r.as_raw_fd());
-                }
-                child(interp, &spec, ctl, zygote_fds, image_fd, me)
-            }
-            Ok(pid) => {
-                drop(ctl);
-                live.insert(pid);
-                say(b'P', &pid.to_le_bytes());
-            }
-            Err(e) => say(b'E', e.as_bytes()),
-        }
-    }
-    // Dropping the pipe's write end lets the batch's children go.
-    drop(gate);
-}
-
 /// The forked child: drops the zygote's descriptors, becomes a worker.
 fn child(
-    interp: &python::Interpreter,
+    interp: python::Interpreter,
     spec: &Spec,
     ctl: OwnedFd,
     zygote_fds: [RawFd; 2],
