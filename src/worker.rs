@@ -740,6 +740,11 @@ pub(crate) fn serve(
             result(&name, &CallOutcome::Missing);
             continue;
         };
+        if learn_pending && matches!(func, Call::StopLoop | Call::Cleanup) {
+            // Stopped before the supervisor was ever quiet: report now.
+            learn_pending = false;
+            send(b'M', interp.stdlib_loaded().join("\n").as_bytes());
+        }
         let outcome = interp.call(&module, func, (func == Call::Init).then_some(&capsule));
         result(func.name(), &outcome);
         if func == Call::StartLoop && !learned {
