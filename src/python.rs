@@ -94,7 +94,8 @@ def flush_stdio():
 
 # The zygote (process isolation): stdlib modules imported once before the
 # forks. Modules with import-time side effects are never preloaded.
-_NO_PRELOAD = {"__main__", "antigravity", "idlelib", "this", "tkinter", "turtle",
+_NO_PRELOAD = {"__main__", "__hello__", "__phello__", "antigravity", "idlelib", "this",
+               "tkinter", "turtle",
                "turtledemo", "test", "pydoc_data", "ensurepip", "venv", "distutils",
                "lib2to3", "readline", "curses"}
 # What sys.modules held before the preload (the interpreter's own start-up and

@@ -185,7 +185,7 @@ impl Spec {
             a.push(k.into());
             a.push(v);
         };
-        pair("--plugin-name", spec_os(&self.plugin));
+        pair("--plugin-name", OsString::from(&self.plugin));
         pair("--plugin", self.path.clone().into_os_string());
         pair("--slot", self.slot.to_string().into());
         pair("--buffer-size", self.buffer_size.to_string().into());
@@ -207,10 +207,6 @@ impl Spec {
         }
         a
     }
-}
-
-fn spec_os(s: &str) -> OsString {
-    OsString::from(s)
 }
 
 /// How the supervisor waits for, and kills, a worker: its own child
@@ -759,4 +755,43 @@ pub(crate) fn serve(
     // Plugin threads that were not joined must not keep the worker alive.
     let _ = std::io::stdout().flush();
     std::process::exit(0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A zygote's fork request carries the spec as `worker` arguments: every
+    /// field must come back as it went.
+    #[test]
+    fn a_spec_survives_its_arguments() {
+        let spec = Spec {
+            plugin: "modbus server".into(),
+            slot: 7,
+            path: PathBuf::from("/usr/lib/openplc/plugins/m/plugin.py"),
+            config_path: Some(PathBuf::from("/etc/openplc/m.json")),
+            site_dirs: vec![
+                PathBuf::from("/v/lib/python3.13/site-packages"),
+                PathBuf::from("/v/lib64"),
+            ],
+            system_site: true,
+            buffer_size: 512,
+            period_ns: 5_000_000,
+            python_home: Some(PathBuf::from("/usr")),
+            state_dir: Some(PathBuf::from("/var/lib/openplc/plugins/m")),
+        };
+        let (back, image, ctl) = parse_args(spec.to_args()).unwrap();
+        assert_eq!((image, ctl), (None, None));
+        assert_eq!(format!("{back:?}"), format!("{spec:?}"));
+        let bare = Spec {
+            config_path: None,
+            site_dirs: Vec::new(),
+            system_site: false,
+            python_home: None,
+            state_dir: None,
+            ..spec
+        };
+        let (back, _, _) = parse_args(bare.to_args()).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{bare:?}"));
+    }
 }

@@ -61,7 +61,9 @@ pub const LEARNED_FILE: &str = "zygote-preload.txt";
 const MAX_LEARNED: usize = 2000;
 /// How long the zygote may take to start and preload, before the first fork
 /// gives up on it (workers are then started by re-executing the binary).
-pub const READY_BUDGET: Duration = Duration::from_secs(10);
+/// Half the unit's WatchdogSec: a replacement zygote is waited for on the
+/// supervisor's main thread, which then sends no watchdog ping.
+pub const READY_BUDGET: Duration = Duration::from_secs(5);
 /// How long a fork request may take to be answered.
 const FORK_BUDGET: Duration = Duration::from_secs(5);
 
@@ -609,4 +611,34 @@ fn child(
         log::error!("[{}] worker: {e}", spec.plugin);
     }
     std::process::exit(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_names_are_dotted_identifiers_only() {
+        for ok in ["json", "email.mime.text", "_struct", "a1._b2"] {
+            assert!(is_module_name(ok), "{ok}");
+        }
+        for bad in ["", "../os", "a..b", ".a", "a.", "1abc", "a b", "a-b", "é"] {
+            assert!(!is_module_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_learned_file_gives_names_and_ignores_the_rest() {
+        let dir = std::env::temp_dir().join(format!("openplc-zygote-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join(LEARNED_FILE),
+            "# comment\njson\n  email.mime.text  \n../../etc/passwd\nimport os\n\nre\n",
+        )
+        .unwrap();
+        assert_eq!(preload_list(Some(&dir)), ["email.mime.text", "json", "re"]);
+        assert!(preload_list(Some(&dir.join("missing"))).is_empty());
+        assert!(preload_list(None).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
