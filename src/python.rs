@@ -121,8 +121,12 @@ def _preloadable(name):
 
 
 def preload(names):
+    # Called again when workers report more (the zygote then has them for
+    # the next fork): what counts as preloaded is everything since the first.
     global _BEFORE_PRELOAD
-    _BEFORE_PRELOAD = set(sys.modules)
+    if _BEFORE_PRELOAD is None:
+        _BEFORE_PRELOAD = set(sys.modules)
+    before = len(sys.modules)
     failed = []
     for name in names:
         if not _preloadable(name):
@@ -142,7 +146,7 @@ def preload(names):
     # they stay shared with the forked workers (copy-on-write).
     gc.collect()
     gc.freeze()
-    return len(sys.modules) - len(_BEFORE_PRELOAD), failed
+    return len(sys.modules) - before, failed
 
 
 def fork(state_var, state_dir):

@@ -287,6 +287,22 @@ impl Zygote {
         out
     }
 
+    /// Has the zygote import `names` too (what workers reported during this
+    /// run), so that the next forks (restarts, reloads) start with them.
+    pub fn preload_more(&self, names: &[String]) {
+        let mut msg = vec![b'M'];
+        for n in names {
+            if msg.len() + n.len() + 1 > sys::MAX_PACKET {
+                break;
+            }
+            if msg.len() > 1 {
+                msg.push(b'\n');
+            }
+            msg.extend_from_slice(n.as_bytes());
+        }
+        let _ = sys::send_packet(self.ctl.as_raw_fd(), &msg, None);
+    }
+
     /// SIGKILL for child `pid` of the zygote (the zygote checks that it has
     /// not reaped it, so a reused pid is never hit).
     pub fn kill(&self, pid: u32) {
@@ -346,6 +362,9 @@ impl Zygote {
 /// reported), and since when that set has changes not yet saved.
 static LEARNED: Mutex<(BTreeSet<String>, Option<Instant>)> = Mutex::new((BTreeSet::new(), None));
 
+/// Names learned in this run and not yet sent to the zygote.
+static PENDING: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
 /// Whether `name` looks like a dotted module name (what the learned file may
 /// hold; anything else in it is ignored).
 fn is_module_name(name: &str) -> bool {
@@ -368,11 +387,28 @@ pub fn learn(payload: &[u8]) {
         if learned.0.len() >= MAX_LEARNED {
             break;
         }
-        changed |= learned.0.insert(name.to_string());
+        if learned.0.insert(name.to_string()) {
+            changed = true;
+            PENDING
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(name.to_string());
+        }
     }
     if changed && learned.1.is_none() {
         learned.1 = Some(Instant::now());
     }
+}
+
+/// The names workers reported since the last call (for the running zygote).
+pub fn take_pending() -> Vec<String> {
+    std::mem::take(&mut *PENDING.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// Everything learned so far (the file's names and this run's).
+pub fn learned_names() -> Vec<String> {
+    let learned = LEARNED.lock().unwrap_or_else(|e| e.into_inner());
+    learned.0.iter().cloned().collect()
 }
 
 /// What to preload: the names in `<state>/LEARNED_FILE` (missing or
@@ -559,6 +595,22 @@ pub fn zygote_main(args: Vec<OsString>) -> Result<(), Error> {
                 }
             }
             (Some(b'F'), None) => say(b'E', b"a fork request without its control socket"),
+            (Some(b'M'), _) => {
+                let names: Vec<String> = String::from_utf8_lossy(&p[1..])
+                    .lines()
+                    .filter(|n| is_module_name(n))
+                    .map(String::from)
+                    .collect();
+                let t = Instant::now();
+                match interp.preload(&names) {
+                    Ok((n, _)) => log::debug!(
+                        "{n} more modules preloaded in {} ms ({} names reported by workers)",
+                        t.elapsed().as_millis(),
+                        names.len()
+                    ),
+                    Err(e) => log::warn!("preloading what workers reported failed: {e}"),
+                }
+            }
             (k, _) => log::warn!("unknown request {k:?}"),
         }
     }

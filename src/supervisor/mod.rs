@@ -286,10 +286,16 @@ impl Supervisor {
     /// Watchdog and STATUS upkeep; called whenever the supervisor wakes.
     fn upkeep(&mut self) {
         self.collect_worker_exits();
-        if self.zygote.is_some()
-            && let Some(state) = crate::plugin_state::state_directory(self.opts.root.as_deref())
-        {
-            crate::zygote::save_learned(&state, LEARN_SETTLE);
+        if let Some(z) = &self.zygote {
+            // What workers reported: the running zygote imports it for the next
+            // forks, and the next run's zygote preloads it.
+            let more = crate::zygote::take_pending();
+            if !more.is_empty() && z.alive() {
+                z.preload_more(&more);
+            }
+            if let Some(state) = crate::plugin_state::state_directory(self.opts.root.as_deref()) {
+                crate::zygote::save_learned(&state, LEARN_SETTLE);
+            }
         }
         let cycles = self.scan.stats().cycles.load(Ordering::Relaxed);
         let sick = self.sickness();
@@ -359,7 +365,9 @@ impl Supervisor {
 /// cannot start: workers are then started by re-executing the binary.
 fn start_zygote(image: &Image, opts: &Options) -> Option<Arc<Zygote>> {
     let state = crate::plugin_state::state_directory(opts.root.as_deref());
-    let preload = crate::zygote::preload_list(state.as_deref());
+    // The file's names, and what this run learned (a replacement zygote).
+    crate::zygote::preload_list(state.as_deref());
+    let preload = crate::zygote::learned_names();
     match Zygote::start(image, opts.python_home.as_deref(), &preload) {
         Ok(z) => {
             log::debug!(
