@@ -338,12 +338,6 @@ pub fn close_fd(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
-/// The parent's pid.
-pub fn parent_pid() -> u32 {
-    // SAFETY: getppid has no preconditions.
-    unsafe { libc::getppid() as u32 }
-}
-
 /// Rewrites this process's command line as `ps` and `systemctl status` show
 /// it (`/proc/self/cmdline`): `argv[0]` stays, `args` replace the rest, cut to
 /// the room the original arguments took. A worker forked from the zygote

@@ -73,6 +73,19 @@ fn write_frame(w: &mut impl Write, kind: u8, payload: &[u8]) -> std::io::Result<
     w.write_all(&buf)
 }
 
+/// Logs an `L` frame (level digit + message) of a worker or the zygote in
+/// this process's log, the message after `prefix`.
+pub(crate) fn log_frame(prefix: &str, p: &[u8]) {
+    let level = match p.first() {
+        Some(b'1') => log::Level::Error,
+        Some(b'2') => log::Level::Warn,
+        Some(b'4') => log::Level::Debug,
+        _ => log::Level::Info,
+    };
+    let msg = String::from_utf8_lossy(p.get(1..).unwrap_or_default());
+    log::log!(level, "{prefix}{msg}");
+}
+
 /// Reads one control-channel frame (length, kind, payload): `Ok(None)` at a
 /// clean end of stream; a length of 0 or over [`MAX_FRAME`], or a stream that
 /// ends inside a frame, is an error saying so. Public for the fuzz target.
@@ -330,16 +343,7 @@ impl Worker {
             .spawn(move || {
                 loop {
                     match read_frame(&mut reader) {
-                        Ok(Some((b'L', p))) => {
-                            let level = match p.first() {
-                                Some(b'1') => log::Level::Error,
-                                Some(b'2') => log::Level::Warn,
-                                Some(b'4') => log::Level::Debug,
-                                _ => log::Level::Info,
-                            };
-                            let msg = String::from_utf8_lossy(p.get(1..).unwrap_or_default());
-                            log::log!(level, "{msg}");
-                        }
+                        Ok(Some((b'L', p))) => log_frame("", &p),
                         Ok(Some((b'R', p))) => {
                             let _ = tx.send(decode_result(&p));
                             crate::signals::wake();

@@ -148,16 +148,7 @@ impl Zygote {
                     .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             };
             match kind {
-                b'L' => {
-                    let level = match body.first() {
-                        Some(b'1') => log::Level::Error,
-                        Some(b'2') => log::Level::Warn,
-                        Some(b'4') => log::Level::Debug,
-                        _ => log::Level::Info,
-                    };
-                    let msg = String::from_utf8_lossy(body.get(1..).unwrap_or_default());
-                    log::log!(level, "zygote: {msg}");
-                }
+                b'L' => worker::log_frame("zygote: ", body),
                 b'Y' => {
                     let _ = replies.send(Reply::Ready(String::from_utf8_lossy(body).into()));
                 }
@@ -206,15 +197,6 @@ impl Zygote {
                 self.finish()
             )),
         }
-    }
-
-    /// Forks a worker for `spec` whose control socket is `ctl` (its other end
-    /// stays with the caller). Returns the worker's pid. An error leaves the
-    /// zygote unusable (killed) when it did not answer.
-    pub fn fork(&self, spec: &Spec, ctl: OwnedFd) -> std::io::Result<u32> {
-        self.fork_many(vec![(spec, ctl)])
-            .pop()
-            .unwrap_or_else(|| Err(std::io::Error::other("no answer")))
     }
 
     /// Forks one worker per request, sending every request before waiting
