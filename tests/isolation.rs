@@ -24,6 +24,26 @@ fn start(conf: &Path) -> Runtime {
     Runtime::start(conf, &["--isolation", "process", "--log-target", "stderr"])
 }
 
+/// Process isolation with workers started `how` (zygote or exec), debug
+/// logging, and `state` as the state directory when given.
+fn start_debug(conf: &Path, how: &str, state: Option<&Path>) -> Runtime {
+    let args = [
+        "--isolation",
+        "process",
+        "--worker-start",
+        how,
+        "--log-target",
+        "stderr",
+        "--log-level",
+        "debug",
+    ];
+    Runtime::start_with(conf, &args, |c| {
+        if let Some(s) = state {
+            c.env("STATE_DIRECTORY", s);
+        }
+    })
+}
+
 /// The pid the probe `id` recorded (the latest one, after restarts).
 fn worker_pid(dir: &Path, id: &str) -> u32 {
     events(dir, id)
@@ -361,22 +381,7 @@ fn a_venv_shadowing_a_preloaded_stdlib_module_gets_its_own_module() {
         let state = dir.join("state");
         std::fs::create_dir_all(&state).unwrap();
         std::fs::write(state.join("zygote-preload.txt"), "# learned\nstruct\n").unwrap();
-        let mut rt = Runtime::start_with(
-            &conf,
-            &[
-                "--isolation",
-                "process",
-                "--worker-start",
-                how,
-                "--log-target",
-                "stderr",
-                "--log-level",
-                "debug",
-            ],
-            |c| {
-                c.env("STATE_DIRECTORY", &state);
-            },
-        );
+        let mut rt = start_debug(&conf, how, Some(&state));
         rt.wait_log(
             "running: 2 plugin(s) running, 0 failed",
             Duration::from_secs(30),
@@ -421,20 +426,7 @@ fn the_zygote_preloads_what_the_last_run_imported() {
     let learned = state.join("zygote-preload.txt");
     let mut asked = Vec::new();
     for run in 0..2 {
-        let mut rt = Runtime::start_with(
-            &conf,
-            &[
-                "--isolation",
-                "process",
-                "--log-target",
-                "stderr",
-                "--log-level",
-                "debug",
-            ],
-            |c| {
-                c.env("STATE_DIRECTORY", &state);
-            },
-        );
+        let mut rt = start_debug(&conf, "zygote", Some(&state));
         rt.wait_log(
             "running: 1 plugin(s) running, 0 failed",
             Duration::from_secs(30),
@@ -487,17 +479,7 @@ fn a_killed_zygote_is_replaced_and_its_workers_restarted() {
         dir.path(),
         &[probe(&dir, "one", None, ""), probe(&dir, "two", None, "")],
     );
-    let mut rt = Runtime::start(
-        &conf,
-        &[
-            "--isolation",
-            "process",
-            "--log-target",
-            "stderr",
-            "--log-level",
-            "debug",
-        ],
-    );
+    let mut rt = start_debug(&conf, "zygote", None);
     rt.wait_log(
         "running: 2 plugin(s) running, 0 failed",
         Duration::from_secs(30),
