@@ -1,7 +1,9 @@
-//! Process isolation: each Python plugin in a worker process of its own (this
-//! binary re-executed as `openplc-runtime worker ...`), with an interpreter
-//! that sees the stdlib, the plugin's directory and its own venv only. That is
-//! what lets plugins pinned to conflicting versions of one package coexist.
+//! Process isolation: each Python plugin in a worker process of its own, with
+//! an interpreter that sees the stdlib, the plugin's directory and its own venv
+//! only. That is what lets plugins pinned to conflicting versions of one
+//! package coexist. A worker is forked from the zygote (`zygote`, the
+//! default) or is this binary re-executed as `openplc-runtime worker ...`
+//! (`--worker-start exec`); either way it runs [`serve`].
 //!
 //! The worker maps the supervisor's image (the memfd is inherited), so the
 //! capsule's table pointers, the image lock and the journal behave exactly as
@@ -14,10 +16,11 @@
 //! | `R` | worker → supervisor | `func \0 ok|missing|raised \0 text` |
 //! | `L` | worker → supervisor | level digit (1 error … 4 debug) + message |
 //! | `S` | worker → supervisor | a plugin called `request_plc_stop` |
+//! | `M` | worker → supervisor | the stdlib modules it imported, one per line (for the zygote) |
 //!
 //! The worker exits after answering `cleanup`, or when the control socket
-//! closes (the supervisor is gone); PR_SET_PDEATHSIG kills it if the
-//! supervisor dies first.
+//! closes (the supervisor is gone); PR_SET_PDEATHSIG kills it if its parent
+//! (the zygote, or the supervisor) dies first.
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
