@@ -134,6 +134,9 @@ pub struct PluginsConf {
     pub sources: Vec<Source>,
     /// Entries in load order; the capacity is [`MAX_PLUGINS`].
     pub plugins: heapless::Vec<PluginEntry, MAX_PLUGINS>,
+    /// `--root`, when the files were read under it: the root trust checks
+    /// walk paths under it from it.
+    pub root: Option<PathBuf>,
 }
 
 impl PluginsConf {
@@ -222,6 +225,7 @@ impl Builder {
                 file: main.to_path_buf(),
                 sources: Vec::new(),
                 plugins: heapless::Vec::new(),
+                root: None,
             },
             errors: Vec::new(),
             plugin_lines: 0,
@@ -234,6 +238,11 @@ impl Builder {
             path: path.to_path_buf(),
             state,
         });
+    }
+
+    /// Records the `--root` the files are read under.
+    pub fn root(&mut self, root: Option<&Path>) {
+        self.conf.root = root.map(Path::to_path_buf);
     }
 
     /// Records a problem that is not about one line (an unreadable file).
