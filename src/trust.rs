@@ -102,6 +102,17 @@ impl Checker {
     /// every link on the way, then what it ends at, strictly. Returns where it
     /// ends (when it could be looked up).
     pub fn path(&mut self, path: &Path) -> Option<PathBuf> {
+        // Relative (a `--config` given so): from the working directory, its
+        // `..` resolved as the kernel does, after any link.
+        let joined;
+        let path = if path.is_absolute() {
+            path
+        } else {
+            joined = std::env::current_dir()
+                .unwrap_or_else(|_| PathBuf::from("/"))
+                .join(path);
+            &joined
+        };
         let (base, rel) = match &self.root {
             Some(r) if path.starts_with(r) => (
                 r.clone(),
@@ -269,7 +280,7 @@ impl Checker {
             *count += 1;
             if *count > MAX_TREE_ENTRIES {
                 self.refuse(format!(
-                    "refusing {}: more than {MAX_TREE_ENTRIES} entries to check; the trust check looks at most at {MAX_TREE_ENTRIES} (put the plugin in a directory of its own, its dependencies in its venv)",
+                    "refusing {}: more than {MAX_TREE_ENTRIES} entries to check; the trust check looks at {MAX_TREE_ENTRIES} at most (put the plugin in a directory of its own, its dependencies in its venv)",
                     whole.display()
                 ));
                 break;
