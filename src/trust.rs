@@ -136,12 +136,19 @@ impl Checker {
             let child = cur.join(&name);
             let cm = match self.lstat(&child) {
                 Ok(m) => m,
+                // Nothing there (a link to a plugin's state directory not
+                // made yet): nothing to load; only whoever could create it in
+                // its directory matters.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+                    self.passed_through(&cur, &child, None, path);
+                    return None;
+                }
                 Err(e) => {
                     self.refuse(format!("cannot check {}: {e}", child.display()));
                     return None;
                 }
             };
-            self.passed_through(&cur, &child, &cm, path);
+            self.passed_through(&cur, &child, Some(&cm), path);
             if !cm.file_type().is_symlink() {
                 cur = child;
                 continue;
@@ -185,14 +192,15 @@ impl Checker {
         }
     }
 
-    /// `dir` is passed through to reach `child` (whose own metadata is
-    /// `cm`), on the way to `goal`.
-    fn passed_through(&mut self, dir: &Path, child: &Path, cm: &Metadata, goal: &Path) {
+    /// `dir` is passed through to reach `child` (whose own metadata is `cm`,
+    /// `None` when it does not exist), on the way to `goal`.
+    fn passed_through(&mut self, dir: &Path, child: &Path, cm: Option<&Metadata>, goal: &Path) {
         let Ok(dm) = self.lstat(dir) else {
             return; // looked up as the previous step; gone meanwhile
         };
         let mode = dm.mode() & 0o7777;
-        let sticky_ok = mode & STICKY != 0 && cm.uid() == 0;
+        let child_uid = cm.map(MetadataExt::uid);
+        let sticky_ok = mode & STICKY != 0 && child_uid == Some(0);
         let writable = mode & GROUP_OTHER_WRITE != 0 && !sticky_ok;
         if !writable && dm.uid() == 0 {
             return;
@@ -205,10 +213,13 @@ impl Checker {
         }
         if writable {
             if mode & STICKY != 0 {
+                let whose = match child_uid {
+                    Some(uid) => format!("is owned by uid {uid}"),
+                    None => "does not exist yet".into(),
+                };
                 why.push(format!(
-                    "writable by group or others (mode {mode:04o}; sticky, but {} in it is owned by uid {})",
+                    "writable by group or others (mode {mode:04o}; sticky, but {} in it {whose})",
                     child.display(),
-                    cm.uid()
                 ));
             } else {
                 why.push(format!("writable by group or others (mode {mode:04o})"));

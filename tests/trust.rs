@@ -252,3 +252,68 @@ def start_loop():
     assert_eq!(std::fs::read_to_string(&imports).unwrap(), "imported\n");
     rt.stop_ok();
 }
+
+/// What the tree walk covers and where it stops: packages (identifier names)
+/// are walked, other directories and a link to a state directory not made
+/// yet are not refused, a sticky plugin directory is, and so is a tree past
+/// the entry cap.
+#[test]
+fn the_plugin_tree_walk_covers_packages_and_is_bounded() {
+    if !as_root("the_plugin_tree_walk_covers_packages_and_is_bounded") {
+        return;
+    }
+    let dir = TempDir::new("trust-tree");
+    let pdir = dir.join("plugin");
+    std::fs::create_dir_all(pdir.join("pkg/sub")).unwrap();
+    std::fs::create_dir_all(pdir.join("data-files")).unwrap();
+    let plugin = pdir.join("plugin.py");
+    std::fs::write(&plugin, "def init(args):\n    pass\n").unwrap();
+    // Not importable (not an identifier): its contents are not the plugin's code.
+    let data = pdir.join("data-files/log.txt");
+    std::fs::write(&data, "").unwrap();
+    chmod(&data, 0o666);
+    // A writable-path link whose target the runtime makes later.
+    std::os::unix::fs::symlink(dir.join("state/certs"), pdir.join("certs")).unwrap();
+    let deep = pdir.join("pkg/sub/mod.py");
+    std::fs::write(&deep, "").unwrap();
+    let conf = write_conf(dir.path(), &[conf_line("p", &plugin, None, None)]);
+    let (code, out, err) = runtime(&["check"], &conf);
+    assert_eq!(code, 0, "{out}{err}");
+
+    chmod(&deep, 0o664);
+    let (code, _, err) = runtime(&["check"], &conf);
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains(&format!(
+            "refusing {}: writable by group or others (mode 0664)",
+            deep.display()
+        )),
+        "{err}"
+    );
+    chmod(&deep, 0o644);
+
+    chmod(&pdir, 0o1777);
+    let (code, _, err) = runtime(&["check"], &conf);
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains(&format!(
+            "refusing {}: writable by group or others (mode 1777)",
+            pdir.display()
+        )),
+        "{err}"
+    );
+    chmod(&pdir, 0o755);
+
+    for i in 0..2000 {
+        std::fs::write(pdir.join(format!("pkg/m{i}.py")), "").unwrap();
+    }
+    let (code, _, err) = runtime(&["check"], &conf);
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains(&format!(
+            "refusing {}: more than 2000 entries to check",
+            pdir.display()
+        )),
+        "{err}"
+    );
+}
