@@ -18,6 +18,9 @@
 //!   directory holding the link is a directory passed through (checked with
 //!   the link's owner in the sticky case), then the target's path is walked
 //!   the same way, component by component (absolute targets under `--root`).
+//!   A path that ends at nothing (a link to a plugin's state directory not
+//!   made yet) loads nothing: only the directory it would be made in counts,
+//!   as a directory passed through with no owner-trusted entry.
 //!
 //! Root is the only trusted owner: the checks only run when the runtime runs
 //! as root (a daemon running as its own user cannot load anything its user
