@@ -455,6 +455,24 @@ mod tests {
     }
 
     #[test]
+    fn a_link_loop_is_refused_not_followed_forever() {
+        let dir = std::env::temp_dir().join(format!("openplc-trust-loop-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink("b", dir.join("a")).unwrap();
+        std::os::unix::fs::symlink("a", dir.join("b")).unwrap();
+        let mut c = Checker::new(None);
+        assert_eq!(c.path(&dir.join("a/x")), None);
+        let refusals = c.finish();
+        let _ = std::fs::remove_dir_all(&dir);
+        let want = format!(
+            "refusing {}: more than {MAX_LINKS} symbolic links on its path",
+            dir.join("a/x").display()
+        );
+        assert!(refusals.contains(&want), "{refusals:?}");
+    }
+
+    #[test]
     fn components_are_a_stack() {
         let c = components(Path::new("/a/./b/../c"));
         assert_eq!(c, ["c", "..", "b", "a"].map(OsString::from));
