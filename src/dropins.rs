@@ -63,6 +63,7 @@ struct DropIn {
 /// gets all of it or an error.
 pub fn load(main: &Path, root: Option<&Path>) -> Result<PluginsConf, Vec<LineError>> {
     let mut b = Builder::new(main);
+    b.root(root);
     let main_bytes = match std::fs::read(main) {
         Ok(bytes) => Some(bytes),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,

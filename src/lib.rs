@@ -7,7 +7,8 @@
 //!   stderr), `alloc_probe` (zero-allocation proof);
 //! - `config` (plugins.conf), `dropins` (the plugins.conf.d directories:
 //!   precedence, masking, `--root`), `venv` (pyvenv.cfg, site-packages,
-//!   installed distributions), `lifecycle` (a plugin's lifecycle calls and their time
+//!   installed distributions), `trust` (the root trust checks),
+//!   `lifecycle` (a plugin's lifecycle calls and their time
 //!   budgets);
 //! - `resolve` (conf + venvs → a checked plan), `image` (the OpenPLC I/O
 //!   image: mapping, lock, journal, the runtime-args struct and its
@@ -44,6 +45,7 @@ pub mod signals;
 pub mod supervisor;
 pub mod sys;
 pub mod systemd;
+pub mod trust;
 pub mod venv;
 pub mod worker;
 pub mod zygote;

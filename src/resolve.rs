@@ -4,10 +4,10 @@
 //! collected; none stops the search for the next.
 
 use std::fmt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::{PluginEntry, PluginKind, PluginsConf, SourceState};
+use crate::trust;
 use crate::venv::{self, PyVersion, Venv};
 
 /// How Python plugins share interpreters.
@@ -67,6 +67,12 @@ impl Plugin {
     pub fn system_site(&self) -> bool {
         self.entry.kind == PluginKind::Python
             && self.venv.as_ref().is_none_or(|v| v.include_system_site)
+    }
+
+    /// The root trust checks of this plugin again ([`refusals`]), as before a
+    /// restart of its worker: its files may have changed since it was resolved.
+    pub fn refusals(&self, root: Option<&Path>) -> Vec<String> {
+        refusals(&self.entry, self.venv.as_ref(), root)
     }
 }
 
@@ -128,35 +134,35 @@ pub fn resolve(
     isolation: Isolation,
     euid: u32,
 ) -> (Plan, Vec<String>) {
-    let mut errors = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
     let mut plugins = Vec::new();
+    let root = conf.root.as_deref();
+    // The files read (and the masks that hid others): a refused one stops its
+    // plugins too, so `check` never imports what an untrusted file named.
+    let mut refused_files = Vec::new();
     if euid == 0 {
         for source in &conf.sources {
-            if source.state == SourceState::Loaded
-                && let Err(e) = trusted(&source.path)
-            {
-                errors.push(format!("{}: {e}", source.path.display()));
+            if matches!(source.state, SourceState::Loaded | SourceState::Masked) {
+                let mut c = trust::Checker::new(root);
+                c.config_file(&source.path, source.path != conf.file);
+                let refusals = c.finish();
+                if !refusals.is_empty() {
+                    refused_files.push(source.path.clone());
+                }
+                for e in refusals {
+                    if !errors.contains(&e) {
+                        errors.push(e);
+                    }
+                }
             }
         }
     }
     for entry in conf.enabled() {
         let name = entry.name.as_str();
         let at = entry.origin();
-        let mut ok = true;
+        let mut ok = !refused_files.contains(&entry.file);
         match std::fs::metadata(&entry.path) {
-            Ok(m) if m.is_file() => {
-                if euid == 0 {
-                    for p in [
-                        entry.path.as_path(),
-                        entry.path.parent().unwrap_or(Path::new("/")),
-                    ] {
-                        if let Err(e) = trusted(p) {
-                            errors.push(format!("{at}: plugin `{name}`: {e}"));
-                            ok = false;
-                        }
-                    }
-                }
-            }
+            Ok(m) if m.is_file() => {}
             Ok(_) => {
                 errors.push(format!(
                     "{at}: field 2 (path): plugin `{name}`: {} is not a regular file",
@@ -175,17 +181,7 @@ pub fn resolve(
         let venv = match &entry.venv_path {
             None => None,
             Some(root) => match venv::open(name, root, embedded) {
-                Ok(v) => {
-                    if euid == 0 {
-                        for p in std::iter::once(&v.root).chain(&v.site_dirs) {
-                            if let Err(e) = trusted(p) {
-                                errors.push(format!("{at}: plugin `{name}`: venv: {e}"));
-                                ok = false;
-                            }
-                        }
-                    }
-                    Some(v)
-                }
+                Ok(v) => Some(v),
                 Err(e) => {
                     errors.push(format!("{at}: field 6 (venv_path): {e}"));
                     ok = false;
@@ -193,6 +189,12 @@ pub fn resolve(
                 }
             },
         };
+        if euid == 0 && entry.path.is_file() {
+            for e in refusals(entry, venv.as_ref(), root) {
+                errors.push(format!("{at}: plugin `{name}`: {e}"));
+                ok = false;
+            }
+        }
         if ok {
             plugins.push(Plugin {
                 entry: entry.clone(),
@@ -216,27 +218,26 @@ pub fn resolve(
     )
 }
 
-/// Files a root daemon executes must not be changeable by anyone but root:
-/// not writable by group or others, owned by root. (Owned by the daemon's own
-/// non-root user is fine when not running as root; this check only runs as
-/// root.)
-fn trusted(path: &Path) -> Result<(), String> {
-    let m = std::fs::metadata(path).map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
-    let mode = m.mode() & 0o7777;
-    if mode & 0o022 != 0 {
-        return Err(format!(
-            "refusing {}: writable by group or others (mode {mode:04o}) while the runtime runs as root; fix with `chmod go-w {}`",
-            path.display(),
-            path.display()
-        ));
+/// What the root trust checks ([`trust`]) refuse of a plugin: for a Python
+/// plugin its directory tree (what `import` reaches from it, its file
+/// included) and ancestors, for a native one its file and directory; its venv
+/// as configured (along any symlink), its site directories, their entries and
+/// `.pth` files (those prefixed `venv: `).
+pub fn refusals(entry: &PluginEntry, venv: Option<&Venv>, root: Option<&Path>) -> Vec<String> {
+    let mut c = trust::Checker::new(root);
+    let dir = entry.path.parent().unwrap_or(Path::new("/"));
+    match entry.kind {
+        PluginKind::Python => c.tree(dir),
+        PluginKind::Native => {
+            c.path(dir);
+        }
     }
-    if m.uid() != 0 {
-        return Err(format!(
-            "refusing {}: owned by uid {} while the runtime runs as root; fix with `chown root {}`",
-            path.display(),
-            m.uid(),
-            path.display()
-        ));
+    c.path(&entry.path);
+    let mut out = c.finish();
+    if let (Some(v), Some(configured)) = (venv, &entry.venv_path) {
+        let mut c = trust::Checker::new(root);
+        c.venv(configured, v);
+        out.extend(c.finish().into_iter().map(|e| format!("venv: {e}")));
     }
-    Ok(())
+    out
 }

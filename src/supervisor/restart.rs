@@ -76,6 +76,19 @@ impl Supervisor {
             }
             if matches!(self.slots[i].state, State::Restarting(t) if t <= now) {
                 self.slots[i].state = State::Unloaded;
+                // Its files may have changed since they were checked: the
+                // root trust checks run again before anything is imported.
+                if crate::sys::effective_uid() == 0 {
+                    let refused = self.slots[i].plugin.refusals(self.opts.root.as_deref());
+                    if !refused.is_empty() {
+                        log::error!(
+                            "[{}] not restarting its worker: {}; the plugin stays failed until the service restarts",
+                            self.slots[i].name(),
+                            refused.join("; ")
+                        );
+                        continue;
+                    }
+                }
                 log::info!("[{}] restarting its worker", self.slots[i].name());
                 self.load(i);
                 if matches!(self.slots[i].state, State::Initialized(_)) {

@@ -6,16 +6,19 @@
 //! truncated, and every bad line is reported (all of them, at once) as
 //! `FILE:LINE: field N (NAME): reason`.
 //!
-//! Lines are split by this module, not by the csv crate: csv skips comment and
-//! blank lines itself and then reports positions that no longer match the file,
-//! and it only knows comments that start in column 0. Each remaining line is then
-//! read as one csv record (so quoting works as csv users expect) and deserialized
-//! with serde.
+//! Lines are split here ([`Builder`]), not by the csv crate: csv skips comment
+//! and blank lines itself and then reports positions that no longer match the
+//! file, and it only knows comments that start in column 0. Each remaining line
+//! is then read by `line` (its fields and paths) as one csv record, so quoting
+//! works as csv users expect, and deserialized with serde.
 
 use std::fmt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+mod line;
+
+pub use line::absolute;
+use line::parse_line;
 
 /// OpenPLC v4 loads at most 16 plugins; a 17th line is an error here, never
 /// dropped in silence as OpenPLC does.
@@ -131,6 +134,9 @@ pub struct PluginsConf {
     pub sources: Vec<Source>,
     /// Entries in load order; the capacity is [`MAX_PLUGINS`].
     pub plugins: heapless::Vec<PluginEntry, MAX_PLUGINS>,
+    /// `--root`, when the files were read under it: the root trust checks
+    /// walk paths under it from it.
+    pub root: Option<PathBuf>,
 }
 
 impl PluginsConf {
@@ -192,19 +198,6 @@ pub fn unreadable(file: &Path, e: &std::io::Error) -> LineError {
     }
 }
 
-/// The columns of one line as serde sees them; empty optional fields are `None`.
-#[derive(Debug, Deserialize)]
-struct RawLine {
-    name: String,
-    path: String,
-    enabled: String,
-    kind: String,
-    #[serde(default)]
-    config_path: Option<String>,
-    #[serde(default)]
-    venv_path: Option<String>,
-}
-
 /// Parses plugins.conf contents. `file` only names the file in errors; `base` is
 /// the directory relative paths are resolved against.
 pub fn parse(file: &Path, base: &Path, bytes: &[u8]) -> Result<PluginsConf, Vec<LineError>> {
@@ -232,6 +225,7 @@ impl Builder {
                 file: main.to_path_buf(),
                 sources: Vec::new(),
                 plugins: heapless::Vec::new(),
+                root: None,
             },
             errors: Vec::new(),
             plugin_lines: 0,
@@ -244,6 +238,11 @@ impl Builder {
             path: path.to_path_buf(),
             state,
         });
+    }
+
+    /// Records the `--root` the files are read under.
+    pub fn root(&mut self, root: Option<&Path>) {
+        self.conf.root = root.map(Path::to_path_buf);
     }
 
     /// Records a problem that is not about one line (an unreadable file).
@@ -321,198 +320,6 @@ impl Builder {
             Err(self.errors)
         }
     }
-}
-
-type FieldErrors = Vec<(Option<usize>, String)>;
-
-/// Parses one non-comment line; errors carry the field number.
-fn parse_line(text: &str, base: &Path, root: Option<&Path>) -> Result<PluginEntry, FieldErrors> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let mut record = csv::StringRecord::new();
-    match rdr.read_record(&mut record) {
-        Ok(true) => {}
-        Ok(false) => return Err(vec![(None, "empty line".into())]),
-        Err(e) => return Err(vec![(None, format!("cannot split into fields: {e}"))]),
-    }
-    if record.len() > MAX_FIELDS {
-        return Err(vec![(
-            None,
-            format!(
-                "{} fields, at most {MAX_FIELDS} are allowed (name,path,enabled,type,config_path,venv_path)",
-                record.len()
-            ),
-        )]);
-    }
-    if record.len() < MIN_FIELDS {
-        return Err(vec![(
-            None,
-            format!(
-                "{} field(s), at least {MIN_FIELDS} are needed (name,path,enabled,type[,config_path[,venv_path]])",
-                record.len()
-            ),
-        )]);
-    }
-    let raw: RawLine = record
-        .deserialize(None)
-        .map_err(|e| vec![(None, format!("cannot read fields: {e}"))])?;
-
-    let mut errs: FieldErrors = Vec::new();
-    let mut name = PluginName::new();
-    if raw.name.is_empty() {
-        errs.push((Some(1), "empty; every plugin needs a name".into()));
-    } else if raw.name.chars().any(char::is_control) {
-        errs.push((Some(1), "contains a control character".into()));
-    } else if name.push_str(&raw.name).is_err() {
-        errs.push((
-            Some(1),
-            format!(
-                "`{}` is {} bytes long, at most {MAX_NAME_LEN} bytes are allowed",
-                raw.name,
-                raw.name.len()
-            ),
-        ));
-    }
-    let path = match check_path(2, &raw.path, base, root) {
-        Ok(Some(p)) => Some(p),
-        Ok(None) => {
-            errs.push((Some(2), "empty; the plugin file is required".into()));
-            None
-        }
-        Err(e) => {
-            errs.push(e);
-            None
-        }
-    };
-    let enabled = match raw.enabled.as_str() {
-        "1" => Some(true),
-        "0" => Some(false),
-        other => {
-            errs.push((Some(3), format!("`{other}` is not 0 or 1")));
-            None
-        }
-    };
-    let kind = match raw.kind.as_str() {
-        "0" => Some(PluginKind::Python),
-        "1" => Some(PluginKind::Native),
-        other => {
-            errs.push((
-                Some(4),
-                format!("unknown plugin type `{other}`; 0 = Python, 1 = native .so"),
-            ));
-            None
-        }
-    };
-    let config_path = check_path(5, raw.config_path.as_deref().unwrap_or(""), base, root)
-        .map_err(|e| errs.push(e))
-        .ok()
-        .flatten();
-    let venv_path = check_path(6, raw.venv_path.as_deref().unwrap_or(""), base, root)
-        .map_err(|e| errs.push(e))
-        .ok()
-        .flatten();
-    if kind == Some(PluginKind::Native) && venv_path.is_some() {
-        errs.push((
-            Some(6),
-            "a native plugin (type 1) has no Python venv; leave this field empty".into(),
-        ));
-    }
-    match (path, enabled, kind) {
-        (Some(path), Some(enabled), Some(kind)) if errs.is_empty() => Ok(PluginEntry {
-            file: PathBuf::new(),
-            line: 0,
-            name,
-            path,
-            enabled,
-            kind,
-            config_path,
-            venv_path,
-        }),
-        _ => Err(errs),
-    }
-}
-
-/// An optional path field: empty is `None`; too long is an error; relative paths
-/// are resolved against `base`, absolute ones under `root` when given (paths
-/// in the files are written as the target sees them; `--root` reads a staged
-/// image).
-fn check_path(
-    field: usize,
-    value: &str,
-    base: &Path,
-    root: Option<&Path>,
-) -> Result<Option<PathBuf>, (Option<usize>, String)> {
-    if value.is_empty() {
-        return Ok(None);
-    }
-    if value.len() > MAX_PATH_LEN {
-        return Err((
-            Some(field),
-            format!(
-                "{} bytes long, at most {MAX_PATH_LEN} bytes are allowed",
-                value.len()
-            ),
-        ));
-    }
-    if value.contains('\0') {
-        return Err((Some(field), "contains a NUL byte".into()));
-    }
-    let resolved = match root {
-        Some(root) if Path::new(value).is_absolute() => {
-            let target = normalize(Path::new(value));
-            let rel = target.strip_prefix("/").unwrap_or(&target);
-            normalize(&root.join(rel))
-        }
-        _ => normalize(&base.join(value)),
-    };
-    if resolved.as_os_str().len() > MAX_PATH_LEN {
-        let hint = if root.is_some() {
-            "use a shorter --root"
-        } else {
-            "move plugins.conf closer to the files or use a shorter path"
-        };
-        return Err((
-            Some(field),
-            format!(
-                "resolves to {} ({} bytes), at most {MAX_PATH_LEN} bytes are allowed; {hint}",
-                resolved.display(),
-                resolved.as_os_str().len()
-            ),
-        ));
-    }
-    Ok(Some(resolved))
-}
-
-/// `path` made absolute against the current directory (lexically, no symlinks
-/// resolved: on a firmware image the configured path is the one to report).
-pub fn absolute(path: &Path) -> PathBuf {
-    if path.is_absolute() {
-        normalize(path)
-    } else {
-        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-        normalize(&cwd.join(path))
-    }
-}
-
-/// Drops `.` components and folds `dir/..` lexically.
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            // `/..` is `/`, as the kernel resolves it.
-            Component::ParentDir => {
-                if !out.pop() && !out.has_root() {
-                    out.push("..");
-                }
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
