@@ -8,8 +8,9 @@
 //!
 //! Symbols (OpenPLC v4): `int init(void *args)` (required, 0 = success),
 //! `int start_loop(void)`, `void stop_loop(void)`, `void cycle_start(void)`,
-//! `void cycle_end(void)`, `void cleanup(void)`. `init` gets the same
-//! [`RuntimeArgs`] a Python plugin finds in its capsule. OpenPLC frees that
+//! `void cycle_end(void)`, `void cleanup(void)`. `init` gets a [`RuntimeArgs`] of the
+//! layout a Python plugin finds in its capsule, with printf-style log
+//! callbacks (`Image::native_args_for`). OpenPLC frees that
 //! struct right after `init` returns, which leaves plugins that keep the
 //! pointer (most do) reading freed memory; here it lives until `cleanup`
 //! returned.
@@ -174,7 +175,7 @@ pub struct NativePlugin {
     slot: usize,
     lib: Library,
     syms: Symbols,
-    /// From `Image::runtime_args`: never freed, since the plugin may keep
+    /// From `Image::native_args_for`: never freed, since the plugin may keep
     /// and even write through the pointer; no Rust reference to it exists.
     args: NonNull<RuntimeArgs>,
 }
@@ -254,7 +255,7 @@ impl NativePlugin {
     /// Closes the library. Only after `cleanup` returned, with the plugin's
     /// hooks removed from [`CycleHooks`] and no call of it still running; a
     /// plugin that is stuck is never unloaded. The args struct stays (see
-    /// `Image::runtime_args`).
+    /// `Image::native_args_for`).
     pub fn unload(self) {
         self.lib.close();
     }

@@ -1,8 +1,8 @@
 //! Native (type 1) plugins, built from C with the target's compiler and run by
 //! the real binary: lifecycle and cycle-hook order interleaved with Python
 //! plugins, the C example driving an output that a Python plugin reads under
-//! image_lock, load and init failures, `check`, and an overrunning hook in the
-//! log and in STATUS.
+//! image_lock, load and init failures, `check`, an overrunning hook in the
+//! log and in STATUS, and printf-style log callbacks.
 
 mod common;
 
@@ -281,6 +281,52 @@ fn load_and_init_failures_name_the_plugin_and_the_others_keep_running() {
             .collect::<Vec<_>>(),
         ["init", "start_loop", "stop_loop", "cleanup"]
     );
+}
+
+/// OpenPLC declares the log callbacks `void log_info(const char *fmt, ...)`
+/// and its native plugins log through `log_func("%s", message)`: the
+/// runtime formats native calls with the C library. Python plugins pass the
+/// message itself, which is printed as text, `%` and all; with the Python
+/// plugin in the supervisor (shared) and in a worker (process).
+#[test]
+fn native_log_calls_are_formatted_and_python_messages_stay_text() {
+    for isolation in ["shared", "process"] {
+        let dir = TempDir::new(&format!("native-log-{isolation}"));
+        let so = build_native(&fixture("logger.c"), &dir.join("logger.so"), &[]);
+        let conf = write_conf(
+            dir.path(),
+            &[
+                native_line("nlog", &so, None),
+                probe(&dir, "py", "\"log_text\": \"100% %s %d done\""),
+            ],
+        );
+        let mut rt = Runtime::start(&conf, &["--log-level", "debug", "--isolation", isolation]);
+        rt.wait_log(
+            "running: 2 plugin(s) running, 0 failed",
+            Duration::from_secs(30),
+        );
+        rt.wait_log("[py] 100% %s %d done", Duration::from_secs(10));
+        rt.stop_ok();
+        let log = rt.log_text();
+        let cut = format!(
+            "[nlog] {} [truncated: 5003 bytes, the first 4095 shown]",
+            "a".repeat(4095)
+        );
+        for needle in [
+            "[nlog] x=5",
+            "[nlog] [LOGGER] 100% %s %d done",
+            "[nlog] pi~3.14 u=42 c=z",
+            cut.as_str(),
+            "[py] 100% %s %d done",
+        ] {
+            assert!(
+                log.contains(needle),
+                "{isolation}: no {needle:?} in:\n{log}"
+            );
+        }
+        assert!(!log.contains("[nlog] %s"), "{isolation}: {log}");
+        assert!(!log.contains("aEND"), "{isolation}: not truncated");
+    }
 }
 
 #[test]
