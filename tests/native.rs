@@ -2,7 +2,7 @@
 //! the real binary: lifecycle and cycle-hook order interleaved with Python
 //! plugins, the C example driving an output that a Python plugin reads under
 //! image_lock, load and init failures, `check`, an overrunning hook in the
-//! log and in STATUS, and printf-style log callbacks.
+//! log and in STATUS, printf-style log callbacks, and a failed start_loop.
 
 mod common;
 
@@ -327,6 +327,41 @@ fn native_log_calls_are_formatted_and_python_messages_stay_text() {
         assert!(!log.contains("[nlog] %s"), "{isolation}: {log}");
         assert!(!log.contains("aEND"), "{isolation}: not truncated");
     }
+}
+
+/// OpenPLC's `int start_loop(void)`: non-zero is "failed to start" (S7Comm
+/// returns -1 when its port is taken). The plugin is counted failed, its
+/// hooks never run and its cleanup still does.
+#[test]
+fn a_native_start_loop_returning_non_zero_marks_the_plugin_failed() {
+    let dir = TempDir::new("native-start-fails");
+    let rec = dir.join("record.log");
+    let bad = recorder(&dir, "bad", &["-DSTART_RESULT=-1"]);
+    let good = recorder(&dir, "good", &[]);
+    let conf = write_conf(
+        dir.path(),
+        &[
+            native_line("bad", &bad, Some(&rec)),
+            native_line("good", &good, Some(&rec)),
+        ],
+    );
+    let mut rt = Runtime::start(&conf, &["--scan-period", "2ms"]);
+    rt.wait_log(
+        "running: 1 plugin(s) running, 1 failed (bad)",
+        Duration::from_secs(30),
+    );
+    wait_record(dir.path(), "good:cycle_end", Duration::from_secs(10));
+    rt.stop_ok();
+    let log = rt.log_text();
+    assert!(
+        log.contains("[bad] start_loop() returned -1 (0 = success); the plugin is marked failed"),
+        "{log}"
+    );
+    // Not running: no hook, no stop_loop; cleanup is owed since init ran.
+    assert_eq!(
+        events(dir.path(), "bad"),
+        ["init", "start_loop", "late 0", "cleanup"]
+    );
 }
 
 #[test]
