@@ -3,7 +3,8 @@
 //! plugin sources (v4.1.4, MIT). Its log lines must arrive as text (OpenPLC's
 //! printf-style log callbacks), a real S7 client (Snap7's own, from the same
 //! build) must read and write the image through it, and a start_loop that
-//! fails (its port is taken) must count as failed.
+//! fails (its port is taken) must count as failed. OpenPLC's example Python
+//! plugin, with its `shared/` helpers, runs beside it and logs as text.
 //!
 //! The sources come from `openplc-runtime-plugins-v4.1.4-071195a.tar.xz` in
 //! `$OPENPLC_UPSTREAM_DIR`, else `../shared/upstream` next to the checkout
@@ -82,9 +83,11 @@ fn sources(tarball: &Path) -> PathBuf {
     let tmp = cache().join(format!(".{PLUGINS}.{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).unwrap();
+    // The tarball's files are group-writable: with the umask instead, so
+    // that the runtime's root trust checks accept the plugins in it.
     run_checked(
         Command::new("tar")
-            .arg("-xJf")
+            .args(["--no-same-owner", "--no-same-permissions", "-xJf"])
             .arg(tarball)
             .arg("-C")
             .arg(&tmp),
@@ -97,18 +100,28 @@ fn sources(tarball: &Path) -> PathBuf {
     dir
 }
 
-/// libs7comm_plugin.so built from the unchanged sources with their own
-/// CMakeLists.txt (once per test binary), or `None` without the tarball.
-fn s7comm() -> Option<PathBuf> {
-    static SO: OnceLock<Option<PathBuf>> = OnceLock::new();
-    SO.get_or_init(|| {
+/// OpenPLC's plugin sources (the unpacked tarball's top directory), or
+/// `None` without the tarball.
+fn plugin_sources() -> Option<PathBuf> {
+    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    DIR.get_or_init(|| {
         let Some(tarball) = tarball() else {
             eprintln!(
                 "SKIP: {PLUGINS}.tar.xz not found ($OPENPLC_UPSTREAM_DIR, ../shared/upstream)"
             );
             return None;
         };
-        let src = sources(&tarball).join(S7COMM_DIR);
+        Some(sources(&tarball))
+    })
+    .clone()
+}
+
+/// libs7comm_plugin.so built from the unchanged sources with their own
+/// CMakeLists.txt (once per test binary), or `None` without the tarball.
+fn s7comm() -> Option<PathBuf> {
+    static SO: OnceLock<Option<PathBuf>> = OnceLock::new();
+    SO.get_or_init(|| {
+        let src = plugin_sources()?.join(S7COMM_DIR);
         let build =
             std::env::temp_dir().join(format!("openplc-test-s7comm-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&build);
@@ -378,4 +391,59 @@ fn s7comm_failing_to_start_on_a_taken_port_counts_as_failed() {
         assert!(log.contains(line), "no {line:?} in:\n{log}");
     }
     assert_no_format_strings(&log);
+}
+
+/// OpenPLC's example Python plugin with its `shared/` helpers, unchanged,
+/// beside S7Comm, in both isolation modes. Its SafeLoggingAccess passes each
+/// message as the format (`args.log_info(message.encode())`): here the
+/// message arrives as text, as do S7Comm's printf-style lines.
+#[test]
+fn openplc_python_example_runs_unchanged_beside_s7comm() {
+    let (Some(src), Some(so)) = (plugin_sources(), s7comm()) else {
+        return;
+    };
+    let python = src.join("openplc-runtime-plugins/core/src/drivers/plugins/python");
+    for isolation in ["shared", "process"] {
+        let dir = TempDir::new(&format!("openplc-python-{isolation}"));
+        // A copy (the plugin imports `shared` from its parent directory).
+        let tree = dir.join("python");
+        std::fs::create_dir(&tree).unwrap();
+        run_checked(
+            Command::new("cp")
+                .arg("-r")
+                .arg(python.join("examples"))
+                .arg(python.join("shared"))
+                .arg(&tree),
+            "cp",
+        );
+        let cfg = s7_config(&dir, free_port());
+        let conf = write_conf(
+            dir.path(),
+            &[
+                native_line("s7comm", &so, Some(&cfg)),
+                conf_line(
+                    "example",
+                    &tree.join("examples/example_python_plugin.py"),
+                    None,
+                    None,
+                ),
+            ],
+        );
+        let mut rt = Runtime::start(&conf, &["--log-level", "debug", "--isolation", isolation]);
+        rt.wait_log(
+            "running: 2 plugin(s) running, 0 failed",
+            Duration::from_secs(30),
+        );
+        rt.stop_ok();
+        let log = rt.log_text();
+        for line in [
+            "[example] Python plugin initialization started",
+            "[example] Plugin received buffer_size=1024, bits_per_buffer=8",
+            "[example] Python plugin initialization completed successfully",
+            "[s7comm] [S7COMM] S7 server started successfully",
+        ] {
+            assert!(log.contains(line), "{isolation}: no {line:?} in:\n{log}");
+        }
+        assert_no_format_strings(&log);
+    }
 }
