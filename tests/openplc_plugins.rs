@@ -9,8 +9,9 @@
 //! The sources come from `openplc-runtime-plugins-v4.1.4-071195a.tar.xz` in
 //! `$OPENPLC_UPSTREAM_DIR`, else `../shared/upstream` next to the checkout
 //! (or next to the main checkout of a git worktree), unpacked once into
-//! `${OPENPLC_CACHE:-$HOME/.cache/openplc-runtime}`. Without the tarball the
-//! tests say so and pass, as scripts/check-buildroot does.
+//! `${OPENPLC_CACHE:-$HOME/.cache/openplc-runtime}`, and S7Comm is built
+//! there. Without the tarball the tests say so and pass, as
+//! scripts/check-buildroot does.
 
 mod common;
 
@@ -117,14 +118,13 @@ fn plugin_sources() -> Option<PathBuf> {
 }
 
 /// libs7comm_plugin.so built from the unchanged sources with their own
-/// CMakeLists.txt (once per test binary), or `None` without the tarball.
+/// CMakeLists.txt (once per test binary, in the cache: a later run only
+/// checks that it is up to date), or `None` without the tarball.
 fn s7comm() -> Option<PathBuf> {
     static SO: OnceLock<Option<PathBuf>> = OnceLock::new();
     SO.get_or_init(|| {
         let src = plugin_sources()?.join(S7COMM_DIR);
-        let build =
-            std::env::temp_dir().join(format!("openplc-test-s7comm-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&build);
+        let build = cache().join(format!("{PLUGINS}-s7comm-build"));
         run_checked(
             Command::new("cmake")
                 .arg("-S")
