@@ -8,8 +8,11 @@
 //!
 //! Symbols (OpenPLC v4): `int init(void *args)` (required, 0 = success),
 //! `int start_loop(void)`, `void stop_loop(void)`, `void cycle_start(void)`,
-//! `void cycle_end(void)`, `void cleanup(void)`. `init` gets the same
-//! [`RuntimeArgs`] a Python plugin finds in its capsule. OpenPLC frees that
+//! `void cycle_end(void)`, `void cleanup(void)`. A non-zero `init` or
+//! `start_loop` means the plugin failed (OpenPLC's meaning: not running, no
+//! cycle hooks, `cleanup` still called). `init` gets a [`RuntimeArgs`] of the
+//! layout a Python plugin finds in its capsule, with printf-style log
+//! callbacks (`Image::native_args_for`). OpenPLC frees that
 //! struct right after `init` returns, which leaves plugins that keep the
 //! pointer (most do) reading freed memory; here it lives until `cleanup`
 //! returned.
@@ -174,7 +177,7 @@ pub struct NativePlugin {
     slot: usize,
     lib: Library,
     syms: Symbols,
-    /// From `Image::runtime_args`: never freed, since the plugin may keep
+    /// From `Image::native_args_for`: never freed, since the plugin may keep
     /// and even write through the pointer; no Rust reference to it exists.
     args: NonNull<RuntimeArgs>,
 }
@@ -254,7 +257,7 @@ impl NativePlugin {
     /// Closes the library. Only after `cleanup` returned, with the plugin's
     /// hooks removed from [`CycleHooks`] and no call of it still running; a
     /// plugin that is stuck is never unloaded. The args struct stays (see
-    /// `Image::runtime_args`).
+    /// `Image::native_args_for`).
     pub fn unload(self) {
         self.lib.close();
     }
@@ -284,7 +287,7 @@ pub enum NativeOutcome {
     Ok,
     /// The library has no such symbol (fine for the optional ones).
     Missing,
-    /// `init` returned this non-zero value.
+    /// `init` or `start_loop` returned this non-zero value.
     Failed(c_int),
 }
 
@@ -298,13 +301,14 @@ impl NativeCall {
                 0 => NativeOutcome::Ok,
                 rc => NativeOutcome::Failed(rc),
             },
-            Target::StartLoop(f) => {
-                // OpenPLC ignores start_loop's result and real plugins declare
-                // it `void`, so the register holds garbage: ignore it too.
-                // SAFETY: as for init; no arguments.
-                let _ = unsafe { f() };
-                NativeOutcome::Ok
-            }
+            // OpenPLC v4.1.4 treats a non-zero start_loop as "failed to
+            // start" (S7Comm returns -1 when its port is taken) and does not
+            // mark the plugin running: the same here.
+            // SAFETY: as for init; no arguments.
+            Target::StartLoop(f) => match unsafe { f() } {
+                0 => NativeOutcome::Ok,
+                rc => NativeOutcome::Failed(rc),
+            },
             Target::Void(f) => {
                 // SAFETY: as for init; no arguments.
                 unsafe { f() };

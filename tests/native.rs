@@ -1,8 +1,8 @@
 //! Native (type 1) plugins, built from C with the target's compiler and run by
 //! the real binary: lifecycle and cycle-hook order interleaved with Python
 //! plugins, the C example driving an output that a Python plugin reads under
-//! image_lock, load and init failures, `check`, and an overrunning hook in the
-//! log and in STATUS.
+//! image_lock, load and init failures, `check`, an overrunning hook in the
+//! log and in STATUS, printf-style log callbacks, and a failed start_loop.
 
 mod common;
 
@@ -280,6 +280,87 @@ fn load_and_init_failures_name_the_plugin_and_the_others_keep_running() {
                 && !e.starts_with("pid="))
             .collect::<Vec<_>>(),
         ["init", "start_loop", "stop_loop", "cleanup"]
+    );
+}
+
+/// OpenPLC declares the log callbacks `void log_info(const char *fmt, ...)`
+/// and its native plugins log through `log_func("%s", message)`: the
+/// runtime formats native calls with the C library. Python plugins pass the
+/// message itself, which is printed as text, `%` and all; with the Python
+/// plugin in the supervisor (shared) and in a worker (process).
+#[test]
+fn native_log_calls_are_formatted_and_python_messages_stay_text() {
+    for isolation in ["shared", "process"] {
+        let dir = TempDir::new(&format!("native-log-{isolation}"));
+        let so = build_native(&fixture("logger.c"), &dir.join("logger.so"), &[]);
+        let conf = write_conf(
+            dir.path(),
+            &[
+                native_line("nlog", &so, None),
+                probe(&dir, "py", "\"log_text\": \"100% %s %d done\""),
+            ],
+        );
+        let mut rt = Runtime::start(&conf, &["--log-level", "debug", "--isolation", isolation]);
+        rt.wait_log(
+            "running: 2 plugin(s) running, 0 failed",
+            Duration::from_secs(30),
+        );
+        rt.wait_log("[py] 100% %s %d done", Duration::from_secs(10));
+        rt.stop_ok();
+        let log = rt.log_text();
+        let cut = format!(
+            "[nlog] {} [truncated: 5003 bytes, the first 4095 shown]",
+            "a".repeat(4095)
+        );
+        for needle in [
+            "[nlog] x=5",
+            "[nlog] [LOGGER] 100% %s %d done",
+            "[nlog] pi~3.14 u=42 c=z",
+            cut.as_str(),
+            "[py] 100% %s %d done",
+        ] {
+            assert!(
+                log.contains(needle),
+                "{isolation}: no {needle:?} in:\n{log}"
+            );
+        }
+        assert!(!log.contains("[nlog] %s"), "{isolation}: {log}");
+        assert!(!log.contains("aEND"), "{isolation}: not truncated");
+    }
+}
+
+/// OpenPLC's `int start_loop(void)`: non-zero is "failed to start" (S7Comm
+/// returns -1 when its port is taken). The plugin is counted failed, its
+/// hooks never run and its cleanup still does.
+#[test]
+fn a_native_start_loop_returning_non_zero_marks_the_plugin_failed() {
+    let dir = TempDir::new("native-start-fails");
+    let rec = dir.join("record.log");
+    let bad = recorder(&dir, "bad", &["-DSTART_RESULT=-1"]);
+    let good = recorder(&dir, "good", &[]);
+    let conf = write_conf(
+        dir.path(),
+        &[
+            native_line("bad", &bad, Some(&rec)),
+            native_line("good", &good, Some(&rec)),
+        ],
+    );
+    let mut rt = Runtime::start(&conf, &["--scan-period", "2ms"]);
+    rt.wait_log(
+        "running: 1 plugin(s) running, 1 failed (bad)",
+        Duration::from_secs(30),
+    );
+    wait_record(dir.path(), "good:cycle_end", Duration::from_secs(10));
+    rt.stop_ok();
+    let log = rt.log_text();
+    assert!(
+        log.contains("[bad] start_loop() returned -1 (0 = success); the plugin is marked failed"),
+        "{log}"
+    );
+    // Not running: no hook, no stop_loop; cleanup is owed since init ran.
+    assert_eq!(
+        events(dir.path(), "bad"),
+        ["init", "start_loop", "late 0", "cleanup"]
     );
 }
 

@@ -24,7 +24,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 
 /* The runtime-args struct: OpenPLC v4.1.4's layout, natural alignment. */
@@ -54,10 +53,11 @@ typedef struct {
     char plugin_specific_config_file_path[256];
     int buffer_size;
     int bits_per_buffer;
-    void (*log_info)(const char *);
-    void (*log_debug)(const char *);
-    void (*log_warn)(const char *);
-    void (*log_error)(const char *);
+    /* printf-style, as OpenPLC declares them (Python plugins' take text). */
+    void (*log_info)(const char *fmt, ...);
+    void (*log_debug)(const char *fmt, ...);
+    void (*log_warn)(const char *fmt, ...);
+    void (*log_error)(const char *fmt, ...);
     int (*journal_write_bool)(int, int, int, int);
     int (*journal_write_byte)(int, int, int);
     int (*journal_write_int)(int, int, int);
@@ -86,34 +86,29 @@ static const plugin_runtime_args_t *args = &rt;
 static uint16_t input;              /* %IW0 as read in cycle_start */
 static unsigned long long cycles;
 
-/* OpenPLC's log functions are printf-style, this runtime's take plain text:
- * format here, and pass text without '%' so that both print it as is. */
-static void log_text(void (*log)(const char *), const char *text)
-{
-    if (log)
-        log(text);
-}
-
 int init(void *runtime_args)
 {
-    char msg[160];
     if (!runtime_args)
         return 1;
     /* Not the extension block: plain OpenPLC's struct ends before it. */
     memcpy(&rt, runtime_args, offsetof(plugin_runtime_args_t, ext_magic));
     if (rt.buffer_size < 2 || !rt.image_lock || !rt.image_unlock) {
-        log_text(rt.log_error, "counter_plugin: needs 2 int slots and image_lock");
+        if (rt.log_error)
+            rt.log_error("counter_plugin: needs %d int slots and image_lock", 2);
         return 1;
     }
-    snprintf(msg, sizeof msg, "counter_plugin: init (buffer_size %d, scan period %llu us)",
-             args->buffer_size, args->base_tick_ns / 1000);
-    log_text(args->log_info, msg);
+    if (args->log_info)
+        args->log_info("counter_plugin: init (buffer_size %d, scan period %llu us)",
+                       args->buffer_size, args->base_tick_ns / 1000);
     return 0;
 }
 
+/* 0 = started; non-zero means "failed to start" (on OpenPLC too): the
+ * plugin is then not running and its cycle hooks are not called. */
 int start_loop(void)
 {
-    log_text(args->log_info, "counter_plugin: started");
+    if (args->log_info)
+        args->log_info("%s", "counter_plugin: started");
     return 0;
 }
 
@@ -138,12 +133,12 @@ void cycle_end(void)
 
 void stop_loop(void)
 {
-    char msg[96];
-    snprintf(msg, sizeof msg, "counter_plugin: stopped after %llu cycles", cycles);
-    log_text(args->log_info, msg);
+    if (args->log_info)
+        args->log_info("counter_plugin: stopped after %llu cycles", cycles);
 }
 
 void cleanup(void)
 {
-    log_text(args->log_info, "counter_plugin: cleanup");
+    if (args->log_info)
+        args->log_info("%s", "counter_plugin: cleanup");
 }

@@ -1,6 +1,10 @@
 //! The C ABI plugins see: OpenPLC's runtime-args struct, laid out field for
 //! field (pinned by compile-time offset checks), and how one is filled for a
 //! plugin: pointers into this process's image, the callbacks, the config path.
+//!
+//! Python and native plugins get structs of the same layout that differ in
+//! their log callbacks ([`LogFn`]): plain text for Python, printf-style for
+//! native plugins, as OpenPLC's two sides call them.
 
 use std::ffi::{CStr, c_char, c_int, c_uint, c_ulonglong, c_void};
 use std::path::Path;
@@ -23,6 +27,30 @@ pub const CONFIG_PATH_BUF: usize = 256;
 /// Size of the plugin state directory buffer in the extension block (255
 /// bytes + NUL, like the config path).
 pub const STATE_DIR_BUF: usize = 256;
+
+/// One log callback slot of the struct: which member is set depends on who
+/// the struct was made for ([`LogStyle`]). Both are one code pointer, so the
+/// layout is OpenPLC's either way.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union LogFn {
+    /// Python plugins: `void log_info(const char *message)`, the message as
+    /// text (OpenPLC's Python side passes the message itself as the format;
+    /// here a `%` in it is printed as is).
+    pub text: extern "C" fn(*const c_char),
+    /// Native plugins: `void log_info(const char *fmt, ...)`, OpenPLC's
+    /// declaration, formatted by the C library's `vsnprintf`.
+    pub printf: LogPrintf,
+}
+
+/// How a struct's log callbacks read their arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStyle {
+    /// A plain message (Python plugins, through ctypes).
+    Text,
+    /// A printf format and its arguments (native plugins).
+    Printf,
+}
 
 /// OpenPLC v4.1.4's runtime-args struct, field for field (natural C alignment),
 /// followed by this runtime's extension. Fields are only ever appended.
@@ -53,10 +81,10 @@ pub struct RuntimeArgs {
     pub plugin_specific_config_file_path: [c_char; CONFIG_PATH_BUF],
     pub buffer_size: c_int,
     pub bits_per_buffer: c_int,
-    pub log_info: extern "C" fn(*const c_char),
-    pub log_debug: extern "C" fn(*const c_char),
-    pub log_warn: extern "C" fn(*const c_char),
-    pub log_error: extern "C" fn(*const c_char),
+    pub log_info: LogFn,
+    pub log_debug: LogFn,
+    pub log_warn: LogFn,
+    pub log_error: LogFn,
     pub journal_write_bool: extern "C" fn(c_int, c_int, c_int, c_int) -> c_int,
     pub journal_write_byte: extern "C" fn(c_int, c_int, c_int) -> c_int,
     pub journal_write_int: extern "C" fn(c_int, c_int, c_int) -> c_int,
@@ -117,6 +145,7 @@ const _: () = {
 #[derive(PartialEq, Eq)]
 struct ArgsKey {
     slot: usize,
+    style: LogStyle,
     config_path: [c_char; CONFIG_PATH_BUF],
     state_dir: [c_char; STATE_DIR_BUF],
     base_tick_ns: u64,
@@ -163,10 +192,11 @@ impl Image {
         self.runtime_args_for(slot, config_path, None, base_tick_ns)
     }
 
-    /// The args struct for the plugin in `slot` (0..MAX_PLUGINS): the slot
-    /// selects the log, lock and stop callbacks that know the plugin's name;
-    /// `state_dir` is its writable directory (`plugin_state`). Valid, and
-    /// never moved or freed, for the life of the process.
+    /// The args struct for the Python plugin in `slot` (0..MAX_PLUGINS): the
+    /// slot selects the log, lock and stop callbacks that know the plugin's
+    /// name; `state_dir` is its writable directory (`plugin_state`). Its log
+    /// callbacks take plain text. Valid, and never moved or freed, for the
+    /// life of the process.
     pub fn runtime_args_for(
         &'static self,
         slot: usize,
@@ -174,9 +204,35 @@ impl Image {
         state_dir: Option<&Path>,
         base_tick_ns: u64,
     ) -> NonNull<RuntimeArgs> {
-        let args = self.make_args(slot, config_path, state_dir, base_tick_ns);
+        self.args_for(LogStyle::Text, slot, config_path, state_dir, base_tick_ns)
+    }
+
+    /// The args struct for the native plugin in `slot`: as
+    /// [`Image::runtime_args_for`], with printf-style log callbacks.
+    pub fn native_args_for(
+        &'static self,
+        slot: usize,
+        config_path: Option<&Path>,
+        state_dir: Option<&Path>,
+        base_tick_ns: u64,
+    ) -> NonNull<RuntimeArgs> {
+        self.args_for(LogStyle::Printf, slot, config_path, state_dir, base_tick_ns)
+    }
+
+    fn args_for(
+        &'static self,
+        style: LogStyle,
+        slot: usize,
+        config_path: Option<&Path>,
+        state_dir: Option<&Path>,
+        base_tick_ns: u64,
+    ) -> NonNull<RuntimeArgs> {
+        let args = self.make_args(style, slot, config_path, state_dir, base_tick_ns);
+        // A slot index may serve a Python plugin and, after a reload, a native
+        // one with the same paths: the style is part of what is reused.
         let key = ArgsKey {
             slot,
+            style,
             config_path: args.plugin_specific_config_file_path,
             state_dir: args.plugin_state_dir,
             base_tick_ns,
@@ -192,6 +248,7 @@ impl Image {
 
     fn make_args(
         &'static self,
+        style: LogStyle,
         slot: usize,
         config_path: Option<&Path>,
         state_dir: Option<&Path>,
@@ -199,6 +256,12 @@ impl Image {
     ) -> RuntimeArgs {
         let p = |t: Table| self.pointers[t as usize].as_ptr() as *mut c_void;
         let cb = &SLOT_CALLBACKS[slot % MAX_PLUGINS];
+        let [info, debug, warn, error] = match style {
+            LogStyle::Text => {
+                [cb.log_info, cb.log_debug, cb.log_warn, cb.log_error].map(|text| LogFn { text })
+            }
+            LogStyle::Printf => printf_log_callbacks(slot).map(|printf| LogFn { printf }),
+        };
         RuntimeArgs {
             bool_input: p(Table::BoolIn).cast(),
             bool_output: p(Table::BoolOut).cast(),
@@ -225,10 +288,10 @@ impl Image {
             plugin_specific_config_file_path: c_path(config_path),
             buffer_size: self.buffer_size as c_int,
             bits_per_buffer: BITS_PER_BUFFER as c_int,
-            log_info: cb.log_info,
-            log_debug: cb.log_debug,
-            log_warn: cb.log_warn,
-            log_error: cb.log_error,
+            log_info: info,
+            log_debug: debug,
+            log_warn: warn,
+            log_error: error,
             journal_write_bool: cb_journal_write_bool,
             journal_write_byte: cb_journal_write_byte,
             journal_write_int: cb_journal_write_int,
@@ -242,5 +305,40 @@ impl Image {
             ext_reserved: 0,
             plugin_state_dir: c_path(state_dir),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A slot's Python and native structs are distinct (a reload may put a
+    /// native plugin where a Python one was), each reused for the same
+    /// configuration, with the log callbacks of their style.
+    #[test]
+    fn python_and_native_structs_differ_only_in_their_log_callbacks() {
+        let img = super::super::install(64).unwrap();
+        let cfg = Some(Path::new("/etc/openplc/s7.json"));
+        let py = img.runtime_args_for(5, cfg, None, 1_000_000);
+        let native = img.native_args_for(5, cfg, None, 1_000_000);
+        assert_ne!(py, native);
+        assert_eq!(img.native_args_for(5, cfg, None, 1_000_000), native);
+        assert_eq!(img.runtime_args_for(5, cfg, None, 1_000_000), py);
+        // SAFETY: structs from args_for live for the life of the process and
+        // are only read here; each union is read as the member its style set.
+        let (py, native) = unsafe { (py.as_ref(), native.as_ref()) };
+        let text = SLOT_CALLBACKS[5].log_info;
+        // SAFETY: see above (Text style).
+        assert_eq!(unsafe { py.log_info.text } as usize, text as usize);
+        let printf = printf_log_callbacks(5);
+        // SAFETY: see above (Printf style).
+        let error = unsafe { native.log_error.printf };
+        assert_eq!(error as usize, printf[3] as usize);
+        assert_eq!(py.base_tick_ns, native.base_tick_ns);
+        assert_eq!(py.int_input, native.int_input);
+        assert_eq!(
+            py.plugin_specific_config_file_path,
+            native.plugin_specific_config_file_path
+        );
     }
 }

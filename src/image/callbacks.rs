@@ -4,6 +4,14 @@
 //! passes no context. A stop request goes to the handler the process
 //! registered ([`on_stop_request`]): the image knows nothing of signals or
 //! supervisors.
+//!
+//! Log callbacks come in two kinds, as on OpenPLC: native plugins call
+//! `log_info(fmt, ...)` printf-style (every OpenPLC native plugin logs
+//! through `log_func("%s", message)`), so theirs are C variadic functions
+//! (log_shim.c, built by build.rs) that format with the C library's
+//! `vsnprintf` and hand the line to [`native_log_sink`]. Python plugins pass
+//! the message itself (`args.log_info(message.encode())`), so theirs take
+//! plain text: a `%` in it is printed, never interpreted.
 
 use std::ffi::{CStr, c_char, c_int, c_uint, c_ulonglong};
 use std::sync::{Mutex, OnceLock};
@@ -76,8 +84,59 @@ fn message(msg: *const c_char) -> String {
 }
 
 fn plugin_log(slot: usize, level: log::Level, msg: *const c_char) {
+    plugin_log_text(slot, level, &message(msg));
+}
+
+fn plugin_log_text(slot: usize, level: log::Level, text: &str) {
     let name = slot_name(slot);
-    log::log!(target: "plugin", level, "[{name}] {}", message(msg));
+    log::log!(target: "plugin", level, "[{name}] {text}");
+}
+
+/// `void log_x(const char *fmt, ...)`: a native plugin's log callback.
+pub type LogPrintf = unsafe extern "C" fn(*const c_char, ...);
+
+/// What log_shim.c calls with a formatted line (see there).
+type LogSink = extern "C" fn(c_uint, c_uint, *const c_char, c_int);
+
+// SAFETY: the declarations match log_shim.c, which build.rs compiles and
+// links into this crate: a constant table of function pointers and three
+// functions without preconditions.
+unsafe extern "C" {
+    /// Per slot: info, debug, warn, error.
+    safe static openplc_log_shim_table: [[LogPrintf; 4]; MAX_PLUGINS];
+    safe fn openplc_log_shim_set_sink(sink: LogSink);
+    safe fn openplc_log_shim_slots() -> c_uint;
+    safe fn openplc_log_shim_line_max() -> c_uint;
+}
+
+/// Receives every line a native plugin logs, formatted by log_shim.c:
+/// `wanted` is vsnprintf's result (the whole line's length; negative when
+/// the C library rejected the format, and `text` is then the format).
+extern "C" fn native_log_sink(slot: c_uint, level: c_uint, text: *const c_char, wanted: c_int) {
+    let level = match level {
+        0 => log::Level::Info,
+        1 => log::Level::Debug,
+        2 => log::Level::Warn,
+        _ => log::Level::Error,
+    };
+    let mut line = message(text);
+    let shown = openplc_log_shim_line_max().saturating_sub(1);
+    if wanted < 0 {
+        line = format!("(the C library could not format this log call; its format:) {line}");
+    } else if wanted as c_uint > shown {
+        line.push_str(&format!(
+            " [truncated: {wanted} bytes, the first {shown} shown]"
+        ));
+    }
+    plugin_log_text(slot as usize, level, &line);
+}
+
+/// The printf-style log callbacks of slot `slot` (info, debug, warn, error),
+/// with the sink set: call before handing them to a plugin.
+pub(super) fn printf_log_callbacks(slot: usize) -> [LogPrintf; 4] {
+    debug_assert_eq!(openplc_log_shim_slots() as usize, MAX_PLUGINS);
+    openplc_log_shim_set_sink(native_log_sink);
+    openplc_log_shim_table[slot % MAX_PLUGINS]
 }
 
 // The image lock, per slot: the hold is recorded under the plugin's name.
@@ -150,3 +209,14 @@ macro_rules! slot_callbacks {
 
 pub(super) static SLOT_CALLBACKS: [SlotCallbacks; MAX_PLUGINS] =
     slot_callbacks!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_c_shim_was_built_for_the_same_capacity() {
+        assert_eq!(openplc_log_shim_slots() as usize, MAX_PLUGINS);
+        assert!(openplc_log_shim_line_max() >= 1024);
+    }
+}

@@ -233,7 +233,14 @@ impl Supervisor {
         } else {
             None
         };
-        let args = self.image.runtime_args_for(
+        // Native plugins' log callbacks are printf-style, Python's take text.
+        let args = if plugin.entry.kind == PluginKind::Native {
+            crate::image::Image::native_args_for
+        } else {
+            crate::image::Image::runtime_args_for
+        };
+        let args = args(
+            self.image,
             index,
             plugin.entry.config_path.as_deref(),
             state_dir.as_deref(),
