@@ -229,9 +229,9 @@ impl Image {
         false
     }
 
-    /// The owner thread id the mutex's futex word names, if this C library's
-    /// layout is known and the word names one.
-    fn lock_owner_tid(&self) -> Option<u32> {
+    /// The owner thread id the mutex's futex word names now, if this C
+    /// library's layout is known and the word names one.
+    pub fn lock_owner_tid(&self) -> Option<u32> {
         // Offset of the futex word in pthread_mutex_t: glibc's `__lock` (the
         // first int), musl's `_m_lock` (the second).
         let offset = if cfg!(target_env = "gnu") {

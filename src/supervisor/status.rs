@@ -119,15 +119,27 @@ impl Supervisor {
             }
         };
         let Some(tid) = b.owner_tid else {
-            return record.unwrap_or_else(|| "a thread outside any plugin's image_lock()".into());
+            return record.unwrap_or_else(|| {
+                "no recorded plugin (the lock was free again when looked at, or its owner cannot be read with this C library)".into()
+            });
         };
         let Some(pid) = thread_process(tid) else {
-            return format!(
-                "{}thread {tid}, which does not exist: the mutex in the shared image mapping is corrupt",
-                record.map_or(String::new(), |r| format!(
-                    "{r} by its record, but the lock names "
-                ))
-            );
+            // A live lock never names a thread that is gone: the kernel
+            // marks a dead owner's robust futex instead. Only a word that
+            // still names it now is a corrupt mutex; else the holder ended.
+            return if self.image.lock_owner_tid() == Some(tid) {
+                format!(
+                    "{}thread {tid}, which does not exist: the mutex in the shared image mapping is corrupt",
+                    record.map_or(String::new(), |r| format!(
+                        "{r} by its record, but the lock names "
+                    ))
+                )
+            } else {
+                format!(
+                    "{} (thread {tid}, which has ended since)",
+                    record.unwrap_or_else(|| "a thread".into())
+                )
+            };
         };
         let process = if pid == std::process::id() {
             "the runtime's own process".to_string()
@@ -142,7 +154,9 @@ impl Supervisor {
         };
         match record {
             Some(r) => format!("{r} (thread {tid} of {process})"),
-            None => format!("thread {tid} of {process}, outside any plugin's image_lock()"),
+            // In a worker, a stop or preemption between taking the lock and
+            // writing the record (or clearing it and releasing) looks so too.
+            None => format!("thread {tid} of {process}, with no hold recorded"),
         }
     }
 
