@@ -189,3 +189,30 @@ fn a_worker_frozen_holding_the_lock_is_named_and_the_waits_it_causes_are_counted
         rt.log_text()
     );
 }
+
+#[test]
+fn a_worker_that_writes_a_made_up_owner_into_the_image_mutex_cannot_abort_the_runtime() {
+    if !cfg!(target_env = "gnu") {
+        skip(
+            "a_worker_that_writes_a_made_up_owner_into_the_image_mutex_cannot_abort_the_runtime",
+            "the fixture writes glibc's mutex layout",
+        );
+        return;
+    }
+    // glibc aborts a process whose wait on a robust PI mutex meets an owner
+    // thread that does not exist; the old runtime died of SIGABRT here.
+    let dir = TempDir::new("scribble-ghost");
+    let (mut rt, _sock) = start_scribbler(&dir, "ghost_lock");
+    rt.wait_log(
+        "its owner word naming thread 1073741808, which does not exist): the mutex in the shared image mapping is corrupt",
+        Duration::from_secs(30),
+    );
+    rt.wait_log(
+        "scribbled over journal ring 1 (ghost_lock)",
+        Duration::from_secs(30),
+    );
+    assert!(rt.child.try_wait().unwrap().is_none(), "{}", rt.log_text());
+    rt.signal(libc::SIGTERM);
+    let code = rt.wait_exit(Duration::from_secs(30));
+    assert!(code >= 0, "ended by a signal:\n{}", rt.log_text());
+}

@@ -117,10 +117,39 @@ impl Image {
     /// mapping): counted as a failure, and the caller goes on without it, as
     /// OpenPLC's `void image_lock(void)` gives it no way to learn.
     pub fn lock(&self) -> bool {
+        if self.ghost_owner() {
+            return false;
+        }
         let m = self.header().lock.get();
         // SAFETY: `m` is the initialised process-shared mutex in the mapping.
         let r = unsafe { libc::pthread_mutex_lock(m) };
         self.after_lock(r)
+    }
+
+    /// True (counted as a failure with ESRCH) when the futex word names an
+    /// owner thread that does not exist. The kernel answers ESRCH for such a
+    /// priority-inheriting futex and glibc *aborts the process* on it
+    /// (`assert (e != ESRCH || !robust)`), so a worker writing a made-up
+    /// thread id into the mapping would kill the runtime; this check, before
+    /// every wait that can reach the kernel, turns that into a reported
+    /// broken lock. A word rewritten between this check and the futex call
+    /// still gets through: the window is that of one system call.
+    fn ghost_owner(&self) -> bool {
+        let Some(tid) = self.lock_owner_tid() else {
+            return false;
+        };
+        // SAFETY: signal 0 only checks that the thread exists.
+        let gone = unsafe { libc::kill(tid as libc::pid_t, 0) } != 0
+            // SAFETY: reading this thread's errno right after the call.
+            && unsafe { *libc::__errno_location() } == libc::ESRCH;
+        if gone {
+            let st = &self.lock_state;
+            st.blocked_tid.store(u64::from(tid), Ordering::Relaxed);
+            st.failure_errno
+                .store(libc::ESRCH as u64, Ordering::Relaxed);
+            st.failures.fetch_add(1, Ordering::Release);
+        }
+        gone
     }
 
     /// Takes the image lock for the plugin in callback slot `slot`, recording
@@ -164,6 +193,9 @@ impl Image {
     /// [`Image::lock_failures`]); either way the caller must not touch what
     /// the lock guards.
     pub fn lock_until(&self, deadline_ns: u64) -> bool {
+        if self.ghost_owner() {
+            return false;
+        }
         let m = self.header().lock.get();
         let r = match clocklock() {
             Some(f) if self.lock_state.monotonic.load(Ordering::Relaxed) => {
@@ -452,6 +484,23 @@ mod tests {
         let (n, errno) = img.lock_failures();
         assert_eq!(n, 1, "errno {errno}");
         assert_ne!(errno, 0);
+    }
+
+    #[test]
+    fn a_lock_word_naming_a_thread_that_does_not_exist_is_a_failure_not_an_abort() {
+        // glibc aborts the process when the kernel answers ESRCH for a
+        // robust priority-inheriting mutex: the old code died here.
+        let img = Image::create(8).unwrap();
+        let ghost = 0x3FFF_FFF0;
+        // SAFETY: writing the futex word of the image's own mutex, as a
+        // worker could through the mapping; nobody else uses this image.
+        unsafe { (*img.header().lock.get().cast::<AtomicI32>()).store(ghost, Ordering::Relaxed) };
+        if cfg!(target_env = "gnu") {
+            assert!(!img.lock_until(monotonic_ns() + 20_000_000));
+            assert!(!img.lock());
+            assert_eq!(img.lock_failures(), (2, libc::ESRCH));
+            assert_eq!(img.lock_block().owner_tid, Some(ghost as u32));
+        }
     }
 
     #[test]

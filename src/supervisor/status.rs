@@ -319,8 +319,14 @@ impl Supervisor {
         }
         let (failed, errno) = self.image.take_lock_failures();
         if failed > 0 {
+            let ghost = match self.image.lock_block().owner_tid {
+                Some(tid) if errno == libc::ESRCH => {
+                    format!(", its owner word naming thread {tid}, which does not exist")
+                }
+                _ => String::new(),
+            };
             log::error!(
-                "image lock: {failed} lock call(s) in the runtime's process failed with {} (errno {errno}): the mutex in the shared image mapping is corrupt (a process that maps the image wrote over it); the scan applies no journal without the lock",
+                "image lock: {failed} lock call(s) in the runtime's process failed with {} (errno {errno}{ghost}): the mutex in the shared image mapping is corrupt (a process that maps the image wrote over it); the scan applies no journal without the lock",
                 std::io::Error::from_raw_os_error(errno)
             );
         }
