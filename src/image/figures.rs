@@ -103,6 +103,14 @@ impl Image {
         ))
     }
 
+    /// Writes refused for a full journal in ring `ring` since the last call.
+    pub fn take_ring_overflows(&self, ring: usize) -> u64 {
+        self.header()
+            .ring_overflows
+            .get(ring)
+            .map_or(0, |n| n.swap(0, Ordering::Relaxed))
+    }
+
     /// The longest apply pass (journal checks and applies, under the image
     /// lock) since the last call, ns; the interval starts again.
     pub fn take_apply_max_ns(&self) -> u64 {

@@ -33,6 +33,10 @@ pub const JOURNAL_RINGS: usize = MAX_PLUGINS + 1;
 /// Depth of each ring. At a 20 ms scan one producer can queue 1024 writes per
 /// cycle before a write is refused; 17 rings × 1024 × 32 bytes = 544 KiB.
 pub const JOURNAL_CAPACITY: usize = 1024;
+/// Tries a producer makes to claim a slot before the write counts as
+/// refused for a full journal: other threads of the process win the race
+/// a few times at most; more is a ring written over in the mapping.
+const CLAIM_ATTEMPTS: u32 = JOURNAL_CAPACITY as u32;
 /// Longest publish-to-apply wait one write adds to a ring's figures: a
 /// worker can forge a slot's publish time; one forged slot must not swamp the
 /// ring's mean.
@@ -205,12 +209,14 @@ impl Image {
             }
             None => {
                 h.journal_overflows.fetch_add(1, Ordering::Relaxed);
+                h.ring_overflows[ring].fetch_add(1, Ordering::Relaxed);
                 JOURNAL_FULL
             }
         }
     }
 
-    /// Takes a stamp, then claims the next slot of ring `ring` (`None`: full).
+    /// Takes a stamp, then claims the next slot of ring `ring` (`None`: full,
+    /// or no slot claimed within [`CLAIM_ATTEMPTS`]).
     ///
     /// The stamp comes first: every write ahead of this one in the ring was
     /// claimed, and so stamped, before this claim. A write that returned to
@@ -226,7 +232,10 @@ impl Image {
         let r = &h.rings[ring];
         let stamp = h.journal_stamp.fetch_add(1, Ordering::Relaxed);
         let mut pos = r.tail.load(Ordering::Relaxed);
-        loop {
+        // Bounded: a slot whose sequence number was written over (always
+        // "ahead") would otherwise keep this producer re-reading the tail for
+        // ever, and producers include native cycle hooks on the scan thread.
+        for _ in 0..CLAIM_ATTEMPTS {
             let slot = &r.slots[(pos % JOURNAL_CAPACITY as u64) as usize];
             let seq = slot.seq.load(Ordering::Acquire);
             if seq == pos {
@@ -248,6 +257,7 @@ impl Image {
                 pos = r.tail.load(Ordering::Relaxed);
             }
         }
+        None
     }
 
     /// Fills a claimed slot and publishes it to the scan thread.
@@ -579,6 +589,23 @@ mod tests {
         assert_eq!(img.journal_push_to(0, Table::IntMem, 2, 0, 5), JOURNAL_OK);
         assert_eq!(pass(&img, &mut cursor), 1);
         assert_eq!(img.take_ring_figures(0).corrupt, 0);
+    }
+
+    #[test]
+    fn a_producer_on_a_written_over_ring_is_refused_not_spun() {
+        let img = image();
+        let mut cursor = JournalCursor::default();
+        let r = &img.header().rings[0];
+        // The tail's slot claims to be far ahead: the old claim loop re-read
+        // the tail for ever.
+        r.slots[0].seq.store(1 << 40, Ordering::Relaxed);
+        assert_eq!(img.journal_push_to(0, Table::IntMem, 0, 0, 1), JOURNAL_FULL);
+        // The scan thread finds the ring corrupt and resets it; writes flow.
+        pass(&img, &mut cursor);
+        assert_eq!(img.ring_corruption(0).map(|c| c.0), Some(Corruption::Seq));
+        assert_eq!(img.journal_push_to(0, Table::IntMem, 0, 0, 4), JOURNAL_OK);
+        assert_eq!(pass(&img, &mut cursor), 1);
+        assert_eq!(img.read(Table::IntMem, 0, 0), Some(4));
     }
 
     #[test]

@@ -144,6 +144,9 @@ struct Header {
     /// only: a worker can write them.
     plugin_lock_wait_max_ns: AtomicU64,
     plugin_lock_hold_max_ns: AtomicU64,
+    /// Writes refused for a full journal, per ring, since the supervisor
+    /// last took them (figures only, like the two above).
+    ring_overflows: [AtomicU64; JOURNAL_RINGS],
 }
 
 const HEADER_MAGIC: u64 = 0x4F50_4C43_494D_4703; // "OPLCIMG" + layout 3

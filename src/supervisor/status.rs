@@ -298,11 +298,18 @@ impl Supervisor {
             self.image.journal_lost(),
         ];
         let d: Vec<u64> = now.iter().zip(self.reported).map(|(n, r)| n - r).collect();
+        let by_ring: Vec<String> = (0..image::JOURNAL_RINGS)
+            .filter_map(|r| {
+                let n = self.image.take_ring_overflows(r);
+                (n > 0).then(|| format!("{} {n}", self.ring_owner(r)))
+            })
+            .collect();
         if d[0] > 0 {
             log::warn!(
-                "journal full: {} write(s) dropped (capacity {} per cycle)",
+                "journal full: {} write(s) dropped (capacity {} per ring per cycle; by ring: {})",
                 d[0],
-                image::JOURNAL_CAPACITY
+                image::JOURNAL_CAPACITY,
+                by_ring.join(", ")
             );
         }
         if d[1] > 0 {
