@@ -31,6 +31,16 @@ pub const HOLDER_NONE: u64 = 0;
 /// owner's thread id (FUTEX_WAITERS, FUTEX_OWNER_DIED; futex(2)).
 const FUTEX_TID_MASK: u32 = 0x3FFF_FFFF;
 
+/// Index (in ints) of the futex word in `pthread_mutex_t`: glibc's `__lock`
+/// (the first int), musl's `_m_lock` (the second); unknown elsewhere.
+const FUTEX_WORD_INDEX: Option<usize> = if cfg!(target_env = "gnu") {
+    Some(0)
+} else if cfg!(target_env = "musl") {
+    Some(1)
+} else {
+    None
+};
+
 /// What the scan thread found when the image lock failed it (this process's
 /// memory; the supervisor reads it).
 #[derive(Default)]
@@ -264,15 +274,7 @@ impl Image {
     /// The owner thread id the mutex's futex word names now, if this C
     /// library's layout is known and the word names one.
     pub fn lock_owner_tid(&self) -> Option<u32> {
-        // Offset of the futex word in pthread_mutex_t: glibc's `__lock` (the
-        // first int), musl's `_m_lock` (the second).
-        let offset = if cfg!(target_env = "gnu") {
-            0
-        } else if cfg!(target_env = "musl") {
-            1
-        } else {
-            return None;
-        };
+        let offset = FUTEX_WORD_INDEX?;
         // SAFETY: the futex word is an aligned int inside the mutex in the
         // mapping; reading it atomically races with no one's non-atomic use
         // (the C library and the kernel access it atomically).
@@ -349,8 +351,10 @@ impl Image {
     pub fn lock_hold(&self) -> Option<(usize, u64)> {
         let h = self.header();
         // The record alone could be forged: believe it only while the mutex
-        // is held at all.
-        self.lock_owner_tid()?;
+        // is held at all (where this C library's futex word can be read).
+        if FUTEX_WORD_INDEX.is_some() {
+            self.lock_owner_tid()?;
+        }
         let LockOwner::Plugin(slot) = LockOwner::from_raw(h.lock_holder.load(Ordering::Acquire))
         else {
             return None;
