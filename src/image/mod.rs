@@ -14,6 +14,7 @@
 //! parts own the rest:
 //! - `lock`: the image lock (process-shared, robust);
 //! - `journal`: the write queue plugins fill and the scan thread applies;
+//! - `figures`: what the scan thread saw of each ring (in this process only);
 //! - `abi`: the runtime-args struct (OpenPLC's C layout) and how it is filled;
 //! - `callbacks`: the `extern "C"` functions the struct points at.
 //!
@@ -22,6 +23,7 @@
 
 mod abi;
 mod callbacks;
+mod figures;
 mod journal;
 mod lock;
 
@@ -36,11 +38,14 @@ pub use abi::{
     STATE_DIR_BUF,
 };
 pub use callbacks::{LogPrintf, on_stop_request, set_slot_name};
+use figures::RingFigures;
+pub use figures::RingReport;
 use journal::Ring;
 pub use journal::{
-    JOURNAL_CAPACITY, JOURNAL_FULL, JOURNAL_OK, JOURNAL_REJECTED, JOURNAL_RINGS, JournalCursor,
-    RING_STALL_PASSES,
+    Corruption, JOURNAL_CAPACITY, JOURNAL_FULL, JOURNAL_OK, JOURNAL_REJECTED, JOURNAL_RINGS,
+    JournalCursor, RING_STALL_PASSES,
 };
+pub use lock::{LockBlock, LockOwner};
 
 /// Slots per image table. OpenPLC v4 uses 1024; plugins read it from the
 /// struct, so it can be changed with `--buffer-size`.
@@ -137,9 +142,17 @@ struct Header {
     journal_lost: AtomicU64,
     /// One ring per producer process (see `journal`).
     rings: [Ring; JOURNAL_RINGS],
+    /// Longest wait for, and hold of, the lock by a plugin's `image_lock()`
+    /// in any process since the supervisor last took them (ns). Figures
+    /// only: a worker can write them.
+    plugin_lock_wait_max_ns: AtomicU64,
+    plugin_lock_hold_max_ns: AtomicU64,
+    /// Writes refused for a full journal, per ring, since the supervisor
+    /// last took them (figures only, like the two above).
+    ring_overflows: [AtomicU64; JOURNAL_RINGS],
 }
 
-const HEADER_MAGIC: u64 = 0x4F50_4C43_494D_4702; // "OPLCIMG" + layout 2
+const HEADER_MAGIC: u64 = 0x4F50_4C43_494D_4703; // "OPLCIMG" + layout 3
 
 /// The I/O image of this process.
 pub struct Image {
@@ -155,6 +168,13 @@ pub struct Image {
     /// The journal ring this process writes into: 0 for the supervisor, the
     /// plugin's callback slot + 1 for a worker.
     ring: usize,
+    /// What the scan thread saw of each ring (this process's memory).
+    figures: [RingFigures; JOURNAL_RINGS],
+    /// Longest apply pass since the supervisor last took it, and of the run.
+    apply_max_ns: AtomicU64,
+    apply_max_run_ns: AtomicU64,
+    /// The image lock as the scan thread last found it (see `lock`).
+    lock_state: lock::LockState,
 }
 
 // SAFETY: the mapping is only written through atomics, under the image lock, or
@@ -289,7 +309,9 @@ impl Image {
                 r.init(0);
             }
         }
-        Ok(Image::with_pointers(base, len, fd, buffer_size, offsets))
+        let img = Image::with_pointers(base, len, fd, buffer_size, offsets);
+        img.probe_monotonic_wait();
+        Ok(img)
     }
 
     fn attach(fd: OwnedFd, buffer_size: usize) -> Result<Image, String> {
@@ -344,6 +366,10 @@ impl Image {
             offsets,
             pointers,
             ring: 0,
+            figures: Default::default(),
+            apply_max_ns: AtomicU64::new(0),
+            apply_max_run_ns: AtomicU64::new(0),
+            lock_state: lock::LockState::default(),
         }
     }
 

@@ -354,6 +354,7 @@ impl Supervisor {
             image.journal_lost(),
             stats.skipped.load(Ordering::Relaxed)
         );
+        self.log_ring_totals();
         // The interpreter is not finalised: plugin threads that were not joined
         // would block Py_FinalizeEx; the process exits with them.
         std::mem::forget(self);

@@ -1,6 +1,7 @@
 //! What the supervisor tells: the one-line STATUS= for systemd, and the
 //! periodic report of scan overruns and of the image's counters (journal
-//! overflows and rejects, lock recoveries) as log lines.
+//! overflows and rejects, lock recoveries and failures, corrupt rings, each
+//! ring's publish-to-apply waits) as log lines.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,6 +15,12 @@ use crate::worker;
 /// unhealthy (and systemd's watchdog restarts it): OpenPLC plugins hold it
 /// for microseconds around a few reads; a second is a plugin that is stuck.
 pub const LOCK_HOLD_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A journal write waits at most one scan period for the next apply pass;
+/// waits past this many periods mean the scan thread skipped cycles or the
+/// ring stalled, and the interval's figures are logged as a warning (else at
+/// debug level): the runtime's own account of where a write was held up.
+pub const RING_WAIT_WARN_PERIODS: u64 = 3;
 
 impl Supervisor {
     /// One human line for STATUS=.
@@ -34,8 +41,12 @@ impl Supervisor {
             })
             .collect();
         let stats = self.scan.stats();
+        let wait_max = (0..image::JOURNAL_RINGS)
+            .map(|r| self.image.ring_run_figures(r).wait_max_ns)
+            .max()
+            .unwrap_or(0);
         let mut s = format!(
-            "{running} plugin(s) running, {} failed{}; scan {} us, {} overrun(s)",
+            "{running} plugin(s) running, {} failed{}; scan {} us, {} cycle(s), {} overrun(s); journal wait max {} us",
             failed.len(),
             if failed.is_empty() {
                 String::new()
@@ -43,8 +54,17 @@ impl Supervisor {
                 format!(" ({})", failed.join(", "))
             },
             stats.period_ns() / 1000,
-            stats.overruns.load(Ordering::Relaxed)
+            stats.cycles.load(Ordering::Relaxed),
+            stats.overruns.load(Ordering::Relaxed),
+            wait_max / 1000
         );
+        let (failures, errno) = self.image.lock_failures();
+        if failures > 0 {
+            s.push_str(&format!(
+                "; IMAGE LOCK BROKEN ({failures} failed wait(s), last {})",
+                std::io::Error::from_raw_os_error(errno)
+            ));
+        }
         if stats.overruns.load(Ordering::Relaxed) > 0
             && let Some(note) = self.hooks_note()
         {
@@ -75,6 +95,134 @@ impl Supervisor {
             .map_or("?", Slot::name)
     }
 
+    /// Who owns journal ring `ring`, in words.
+    fn ring_owner(&self, ring: usize) -> String {
+        match ring {
+            0 => "the runtime's own process".to_string(),
+            r => format!("[{}]'s worker", self.slot_name_of(r - 1)),
+        }
+    }
+
+    /// Who held the image lock at the scan thread's last timed-out wait, by
+    /// both witnesses: the hold record and the futex word's owner thread,
+    /// resolved to a process; a disagreement or a thread that does not exist
+    /// is said to be a corrupt mapping.
+    fn lock_holder_text(&self) -> String {
+        let b = self.image.lock_block();
+        let record = match b.holder {
+            image::LockOwner::Unrecorded => None,
+            image::LockOwner::Plugin(slot) => Some(format!("[{}]", self.slot_name_of(slot))),
+            image::LockOwner::Corrupt(v) => {
+                return format!(
+                    "nobody that can be named: the hold record reads {v}, which no plugin slot has (the shared image mapping was written over)"
+                );
+            }
+        };
+        let Some(tid) = b.owner_tid else {
+            return record.unwrap_or_else(|| {
+                "no recorded plugin (the lock was free again when looked at, or its owner cannot be read with this C library)".into()
+            });
+        };
+        let Some(pid) = thread_process(tid) else {
+            // A live lock never names a thread that is gone: the kernel
+            // marks a dead owner's robust futex instead. Only a word that
+            // still names it now is a corrupt mutex; else the holder ended.
+            return if self.image.lock_owner_tid() == Some(tid) {
+                format!(
+                    "{}thread {tid}, which does not exist: the mutex in the shared image mapping is corrupt",
+                    record.map_or(String::new(), |r| format!(
+                        "{r} by its record, but the lock names "
+                    ))
+                )
+            } else {
+                format!(
+                    "{} (thread {tid}, which has ended since)",
+                    record.unwrap_or_else(|| "a thread".into())
+                )
+            };
+        };
+        let process = if pid == std::process::id() {
+            "the runtime's own process".to_string()
+        } else if let Some(s) = self
+            .slots
+            .iter()
+            .find(|s| s.worker().is_some_and(|w| w.pid == pid))
+        {
+            format!("[{}]'s worker", s.name())
+        } else {
+            format!("process {pid}")
+        };
+        match record {
+            Some(r) => format!("{r} (thread {tid} of {process})"),
+            // In a worker, a stop or preemption between taking the lock and
+            // writing the record (or clearing it and releasing) looks so too.
+            None => format!("thread {tid} of {process}, with no hold recorded"),
+        }
+    }
+
+    /// Logs each ring's figures for the interval: corruption found (always a
+    /// warning, naming the plugin), and publish-to-apply waits (a warning
+    /// past [`RING_WAIT_WARN_PERIODS`], else at debug level).
+    fn report_rings(&self, skipped: u64) {
+        let period = self.scan.stats().period_ns().max(1);
+        let apply_max = self.image.take_apply_max_ns();
+        let (lock_wait, lock_hold) = self.image.take_plugin_lock_figures();
+        for ring in 0..image::JOURNAL_RINGS {
+            let f = self.image.take_ring_figures(ring);
+            if f.corrupt > 0 {
+                let what = self
+                    .image
+                    .ring_corruption(ring)
+                    .map_or(String::new(), |(c, v, head)| c.describe(v, head));
+                log::error!(
+                    "journal ring {ring} ({}) is corrupt: {what}; found {} time(s) since the last report, reset each time (its pending writes dropped). Only a process that maps the image writes there: that plugin's worker, or another one writing out of bounds",
+                    self.ring_owner(ring),
+                    f.corrupt
+                );
+            }
+            if f.applied == 0 {
+                continue;
+            }
+            let level = if f.wait_max_ns > RING_WAIT_WARN_PERIODS * period {
+                log::Level::Warn
+            } else {
+                log::Level::Debug
+            };
+            log::log!(
+                level,
+                "journal ring {ring} ({}): {} write(s) applied, publish-to-apply wait mean {} us, max {} us (scan period {} us; this interval: {skipped} cycle(s) skipped on the lock, longest apply pass {} us, longest plugin image_lock() wait {} us and hold {} us)",
+                self.ring_owner(ring),
+                f.applied,
+                f.wait_mean_ns / 1000,
+                f.wait_max_ns / 1000,
+                period / 1000,
+                apply_max / 1000,
+                lock_wait / 1000,
+                lock_hold / 1000
+            );
+        }
+    }
+
+    /// One line per ring that carried writes during the run, for the log at
+    /// the stop (and the benchmarks).
+    pub(super) fn log_ring_totals(&self) {
+        for ring in 0..image::JOURNAL_RINGS {
+            let f = self.image.ring_run_figures(ring);
+            if f.applied == 0 && f.corrupt == 0 {
+                continue;
+            }
+            log::info!(
+                "journal ring {ring} ({}): {} write(s) applied, publish-to-apply wait mean {} us, max {} us; found corrupt {} time(s); longest apply pass {} us",
+                self.ring_owner(ring),
+                f.applied,
+                f.wait_mean_ns / 1000,
+                f.wait_max_ns / 1000,
+                f.corrupt,
+                self.image.apply_max_run_ns() / 1000
+            );
+        }
+    }
+
     /// What, besides a stuck call or a stalled scan loop, makes the runtime
     /// unhealthy for the watchdog: a plugin holding the image lock past
     /// [`LOCK_HOLD_LIMIT`], or a journal ring whose oldest write stays
@@ -91,12 +239,16 @@ impl Supervisor {
             ));
         }
         if let Some((ring, passes)) = self.image.stalled_ring() {
-            let owner = match ring {
-                0 => "the runtime's own process".to_string(),
-                r => format!("[{}]'s worker", self.slot_name_of(r - 1)),
-            };
             return Some(format!(
-                "journal ring {ring} ({owner}) has had an unpublished write for {passes} scan cycles"
+                "journal ring {ring} ({}) has had an unpublished write for {passes} scan cycles",
+                self.ring_owner(ring)
+            ));
+        }
+        let (failures, errno) = self.image.lock_failures();
+        if failures > 0 {
+            return Some(format!(
+                "the image lock is broken ({}): the journal is not applied",
+                std::io::Error::from_raw_os_error(errno)
             ));
         }
         None
@@ -146,11 +298,18 @@ impl Supervisor {
             self.image.journal_lost(),
         ];
         let d: Vec<u64> = now.iter().zip(self.reported).map(|(n, r)| n - r).collect();
+        let by_ring: Vec<String> = (0..image::JOURNAL_RINGS)
+            .filter_map(|r| {
+                let n = self.image.take_ring_overflows(r);
+                (n > 0).then(|| format!("{} {n}", self.ring_owner(r)))
+            })
+            .collect();
         if d[0] > 0 {
             log::warn!(
-                "journal full: {} write(s) dropped (capacity {} per cycle)",
+                "journal full: {} write(s) dropped (capacity {} per ring per cycle; by ring: {})",
                 d[0],
-                image::JOURNAL_CAPACITY
+                image::JOURNAL_CAPACITY,
+                by_ring.join(", ")
             );
         }
         if d[1] > 0 {
@@ -165,14 +324,25 @@ impl Supervisor {
         if d[3] > 0 {
             log::warn!("scan: {} more overrun report(s) dropped (queue full)", d[3]);
         }
-        if d[4] > 0 {
-            let holder = match stats.skipped_holder.load(Ordering::Relaxed) {
-                0 => "a thread outside any plugin's image_lock()".to_string(),
-                h => format!("[{}]", self.slot_name_of(h as usize - 1)),
+        let (failed, errno) = self.image.take_lock_failures();
+        if failed > 0 {
+            let ghost = match self.image.lock_block().owner_tid {
+                Some(tid) if errno == libc::ESRCH => {
+                    format!(", its owner word naming thread {tid}, which does not exist")
+                }
+                _ => String::new(),
             };
+            log::error!(
+                "image lock: {failed} lock call(s) in the runtime's process failed with {} (errno {errno}{ghost}): the mutex in the shared image mapping is corrupt (a process that maps the image wrote over it); the scan applies no journal without the lock",
+                std::io::Error::from_raw_os_error(errno)
+            );
+        }
+        if d[4] > failed {
+            // Failed waits are skipped cycles too, told above.
             log::warn!(
-                "scan: {} cycle(s) skipped: the image lock was still held at the cycle's end, last by {holder}; the journal waits for the next cycle",
-                d[4]
+                "scan: {} cycle(s) skipped: the image lock was still held at the cycle's end, last by {}; the journal waits for the next cycle",
+                d[4].saturating_sub(failed),
+                self.lock_holder_text()
             );
         }
         if d[5] > 0 {
@@ -181,8 +351,19 @@ impl Supervisor {
                 d[5]
             );
         }
+        self.report_rings(d[4]);
         self.reported = now;
         let status = self.status_line();
         self.notifier.status(&status);
     }
+}
+
+/// The process (thread group) thread `tid` belongs to, from
+/// `/proc/<tid>/status`; `None` when no such thread exists.
+fn thread_process(tid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
 }
