@@ -28,13 +28,13 @@ use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::image::{self, Image};
+use crate::isolation::{Zygote, preload};
 use crate::native::CycleHooks;
 use crate::python::{self, Interpreter};
 use crate::resolve::{self, Isolation, Plan};
 use crate::scan::ScanThread;
 use crate::signals::{Event, Signals};
 use crate::systemd::{Notifier, Watchdog};
-use crate::zygote::Zygote;
 use slot::Slot;
 
 /// The settings `run` takes (re-exported: they are part of its signature).
@@ -289,12 +289,12 @@ impl Supervisor {
         if let Some(z) = &self.zygote {
             // What workers reported: the running zygote imports it for the next
             // forks, and the next run's zygote preloads it.
-            let more = crate::zygote::take_pending();
+            let more = preload::take_pending();
             if !more.is_empty() && z.alive() {
                 z.preload_more(&more);
             }
             if let Some(state) = crate::plugin_state::state_directory(self.opts.root.as_deref()) {
-                crate::zygote::save_learned(&state, LEARN_SETTLE);
+                preload::save_learned(&state, LEARN_SETTLE);
             }
         }
         let cycles = self.scan.stats().cycles.load(Ordering::Relaxed);
@@ -322,7 +322,7 @@ impl Supervisor {
             log::debug!("zygote (pid {}) {}", z.pid, z.finish());
             // What the workers reported and upkeep did not save yet.
             if let Some(state) = crate::plugin_state::state_directory(self.opts.root.as_deref()) {
-                crate::zygote::save_learned(&state, Duration::ZERO);
+                preload::save_learned(&state, Duration::ZERO);
             }
         }
         self.report();
@@ -366,8 +366,8 @@ impl Supervisor {
 fn start_zygote(image: &Image, opts: &Options) -> Option<Arc<Zygote>> {
     let state = crate::plugin_state::state_directory(opts.root.as_deref());
     // The file's names, and what this run learned (a replacement zygote).
-    crate::zygote::preload_list(state.as_deref());
-    let preload = crate::zygote::learned_names();
+    preload::preload_list(state.as_deref());
+    let preload = preload::learned_names();
     match Zygote::start(image, opts.python_home.as_deref(), &preload) {
         Ok(z) => {
             log::debug!(

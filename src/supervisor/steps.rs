@@ -14,12 +14,12 @@ use super::slot::{Runner, State};
 
 use super::{DOUBLE_SIGNAL_GRACE, SCAN_STOP_BUDGET, Supervisor, WAIT_SLICE};
 use crate::config::PluginKind;
+use crate::isolation::{self as worker, Worker};
 use crate::lifecycle::{Call, INIT_BUDGET, START_BUDGET};
 use crate::native::{self, NativeOutcome};
 use crate::python::{self, CallOutcome, Capsule};
 use crate::resolve::Isolation;
 use crate::signals::Event;
-use crate::worker::{self, Worker};
 
 /// How long a new worker waits for the scan thread to reset its journal ring
 /// (one or two scan cycles normally).
@@ -357,7 +357,7 @@ impl Supervisor {
 
     /// The zygote to fork from (`--worker-start zygote`): started again first
     /// when it died. `None` without one (workers are then new processes).
-    fn zygote_for_fork(&mut self) -> Option<Arc<crate::zygote::Zygote>> {
+    fn zygote_for_fork(&mut self) -> Option<Arc<crate::isolation::Zygote>> {
         if !self.opts.zygote {
             return None;
         }
