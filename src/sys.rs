@@ -119,12 +119,17 @@ pub fn spawn_worker(
     use std::os::unix::process::CommandExt;
     let parent = std::process::id() as libc::pid_t;
     let fds: Vec<RawFd> = inherit.to_vec();
+    let max_fd = open_max();
     // SAFETY: the closure runs in the child between fork and exec. It only
-    // calls async-signal-safe functions (fcntl, setpgid, prctl, getppid,
-    // _exit) and allocates nothing: `fds` was built before the fork and is
-    // only read.
+    // calls async-signal-safe functions (syscall, fcntl, setpgid, prctl,
+    // getppid, _exit) and allocates nothing: `fds` was built before the fork
+    // and is only read.
     unsafe {
         cmd.pre_exec(move || {
+            // Nothing but `fds` reaches the worker: every other descriptor
+            // (a native plugin's socket opened without SOCK_CLOEXEC, say)
+            // closes at exec.
+            all_cloexec_from(3, max_fd);
             for &fd in &fds {
                 let flags = libc::fcntl(fd, libc::F_GETFD);
                 if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
@@ -145,6 +150,56 @@ pub fn spawn_worker(
         });
     }
     cmd.spawn()
+}
+
+/// The highest descriptor number this process may hold (RLIMIT_NOFILE),
+/// read before a fork for [`all_cloexec_from`]'s fallback.
+pub fn open_max() -> RawFd {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } < 0 {
+        return 1024;
+    }
+    RawFd::try_from(rl.rlim_cur)
+        .unwrap_or(RawFd::MAX)
+        .min(1 << 20)
+}
+
+/// Marks every descriptor from `first` on close-on-exec:
+/// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`, or on kernels before 5.11
+/// one `fcntl` per number up to `max_fd`. Async-signal-safe (no allocation),
+/// so it may run between fork and exec.
+pub fn all_cloexec_from(first: RawFd, max_fd: RawFd) {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes descriptor flags of this process.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        return;
+    }
+    for fd in first..=max_fd {
+        set_cloexec(fd);
+    }
+}
+
+/// Sets close-on-exec on `fd` (nothing when it is not open).
+pub fn set_cloexec(fd: RawFd) {
+    // SAFETY: fcntl on a descriptor number; an unopened one gives EBADF.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+        }
+    }
 }
 
 /// Sends `sig` to process `pid` (a worker).

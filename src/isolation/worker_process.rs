@@ -53,6 +53,10 @@ pub(crate) fn serve(
     ctl: UnixStream,
     forked: Option<python::Interpreter>,
 ) -> Result<(), Error> {
+    // What this process holds of the runtime (the control socket, the
+    // image's memfd, whatever the zygote had) is not passed on to programs
+    // the plugin starts: a `sleep 15 &` must not hold the control socket.
+    crate::sys::all_cloexec_from(3, crate::sys::open_max());
     let writer = ctl.try_clone().map_err(|e| Error::Os(e.to_string()))?;
     *OUT.lock().unwrap_or_else(|e| e.into_inner()) = Sink::Stream(writer);
     forward_logs();

@@ -1,0 +1,200 @@
+//! `--isolation process` against buggy plugins: what a worker holds of the
+//! runtime, a worker's death with children of the plugin left behind, a
+//! slow zygote, and a learned preload name that would break the zygote.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn probe(dir: &TempDir, id: &str, extra: &str) -> String {
+    conf_line(
+        id,
+        &fixture_plugin("probe"),
+        Some(&probe_config(dir.path(), id, extra)),
+        None,
+    )
+}
+
+/// Process isolation with workers started `how` (zygote or exec), debug
+/// logging, and `state` as the state directory when given.
+fn start(conf: &Path, how: &str, state: Option<&Path>) -> Runtime {
+    let args = [
+        "--isolation",
+        "process",
+        "--worker-start",
+        how,
+        "--log-target",
+        "stderr",
+        "--log-level",
+        "debug",
+    ];
+    Runtime::start_with(conf, &args, |c| {
+        if let Some(s) = state {
+            c.env("STATE_DIRECTORY", s);
+        }
+    })
+}
+
+/// The pid the probe `id` recorded (the latest one, after restarts).
+fn worker_pid(dir: &Path, id: &str) -> u32 {
+    events(dir, id)
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("pid=").map(|p| p.parse().unwrap()))
+        .unwrap_or_else(|| panic!("no pid recorded by {id}: {:?}", record(dir)))
+}
+
+fn count(dir: &Path, line: &str) -> usize {
+    record(dir).iter().filter(|l| *l == line).count()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn kill(pid: u32, sig: i32) {
+    // SAFETY: signalling a process this test started (directly or through the
+    // runtime under test).
+    unsafe { libc::kill(pid as i32, sig) };
+}
+
+/// Alive and not a zombie.
+#[allow(dead_code)]
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// The zygote's pid, from the debug log ("zygote process N started"), the
+/// `nth` one started (0-based).
+fn zygote_pid(rt: &Runtime, nth: usize) -> Option<u32> {
+    rt.log_text()
+        .lines()
+        .filter(|l| l.contains("zygote process ") && l.contains(" started ("))
+        .nth(nth)
+        .and_then(|l| l.split("zygote process ").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+}
+
+/// A free TCP port on 127.0.0.1 (bound and let go again).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// The inode of the socket listening on 127.0.0.1:`port`, from /proc/net/tcp.
+fn listening_inode(port: u16) -> Option<String> {
+    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    tcp.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let local = format!("0100007F:{port:04X}");
+        (f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&"0A"))
+            .then(|| f.get(9).map(|s| s.to_string()))
+            .flatten()
+    })
+}
+
+/// What process `pid`'s descriptors point at.
+fn fd_targets(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .map(|t| t.display().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn listener_line(dir: &TempDir, port: u16) -> (String, PathBuf) {
+    let so = build_native(
+        &repo().join("tests/fixtures/native/listener.c"),
+        &dir.join("listener.so"),
+        &[&format!("-DPORT={port}"), "-DLABEL=\"net\""],
+    );
+    let record = dir.join("record.log");
+    (native_line("net", &so, Some(&record)), record)
+}
+
+/// A native plugin's listening socket (opened without SOCK_CLOEXEC) never
+/// reaches a worker, in either start mode and from a zygote started after
+/// the native plugin ran: after a reload removes that plugin, adding it
+/// again binds its port again.
+#[test]
+fn a_native_plugins_socket_never_reaches_a_worker() {
+    for how in ["exec", "zygote"] {
+        let dir = TempDir::new(&format!("proc-fds-{how}"));
+        let port = free_port();
+        let (net, _) = listener_line(&dir, port);
+        let py = probe(&dir, "py", "");
+        let with = [net.clone(), py.clone()];
+        let conf = write_conf(dir.path(), &with);
+        let mut rt = start(&conf, how, None);
+        rt.wait_log(
+            "running: 2 plugin(s) running, 0 failed",
+            Duration::from_secs(30),
+        );
+        assert_eq!(
+            count(dir.path(), "net:bound"),
+            1,
+            "{:?}",
+            record(dir.path())
+        );
+        let inode = listening_inode(port).expect("the native plugin's listening socket");
+        let socket = format!("socket:[{inode}]");
+        if how == "zygote" {
+            // A zygote started after the native plugin ran: the first one
+            // is killed, its worker restarted from a new one.
+            let z = zygote_pid(&rt, 0).expect("a zygote");
+            let before = worker_pid(dir.path(), "py");
+            kill(z, libc::SIGKILL);
+            wait_until(
+                "the worker from a new zygote",
+                Duration::from_secs(20),
+                || count(dir.path(), "py:start_loop") == 2,
+            );
+            assert_ne!(worker_pid(dir.path(), "py"), before);
+            let z2 = zygote_pid(&rt, 1).expect("a second zygote");
+            assert!(
+                !fd_targets(z2).contains(&socket),
+                "the new zygote holds {socket}: {:?}",
+                fd_targets(z2)
+            );
+        }
+        let w = worker_pid(dir.path(), "py");
+        let fds = fd_targets(w);
+        assert!(!fds.is_empty(), "cannot list /proc/{w}/fd");
+        assert!(
+            !fds.contains(&socket),
+            "{how}: worker {w} holds the native plugin's {socket}: {fds:?}"
+        );
+        // Removed by a reload, then added again: it binds again.
+        write_conf(dir.path(), std::slice::from_ref(&py));
+        rt.signal(libc::SIGHUP);
+        rt.wait_log("reload ok", Duration::from_secs(30));
+        write_conf(dir.path(), &with);
+        rt.signal(libc::SIGHUP);
+        wait_until("the second reload", Duration::from_secs(30), || {
+            rt.log_text().matches("reload ok").count() == 2
+        });
+        assert_eq!(
+            count(dir.path(), "net:bound"),
+            2,
+            "{how}: {:?}\n{}",
+            record(dir.path()),
+            rt.log_text()
+        );
+        rt.stop_ok();
+    }
+}
