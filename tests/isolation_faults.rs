@@ -198,3 +198,116 @@ fn a_native_plugins_socket_never_reaches_a_worker() {
         rt.stop_ok();
     }
 }
+
+/// A plugin file in `dir/NAME/plugin.py` with `body` (Python) as its `init`;
+/// the other lifecycle functions do nothing.
+fn plugin_file(dir: &TempDir, name: &str, body: &str) -> PathBuf {
+    let d = dir.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    let p = d.join("plugin.py");
+    let body: String = body.lines().map(|l| format!("    {l}\n")).collect();
+    std::fs::write(
+        &p,
+        format!(
+            "import os\nREC = {:?}\n\ndef rec(line):\n    with open(REC, 'a') as f:\n        f.write(line + '\\n')\n\ndef init(args):\n{body}    rec('{name}:init')\n\ndef start_loop():\n    rec('{name}:start_loop')\n\ndef stop_loop():\n    pass\n\ndef cleanup():\n    pass\n",
+            dir.join("record.log").display().to_string()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+/// A plugin that imports `unittest.__main__` (which runs test discovery in
+/// the working directory and raises SystemExit) must not poison the next
+/// run's zygote: the name is not learned, the next zygote starts and forks,
+/// and a `test_*.py` in the working directory is not run by it. A learned
+/// file with such a name written by hand is ignored with a log line.
+#[test]
+fn a_plugin_importing_unittest_main_does_not_poison_the_next_zygote() {
+    let dir = TempDir::new("proc-poison");
+    let cwd = dir.join("cwd");
+    std::fs::create_dir_all(&cwd).unwrap();
+    std::fs::write(
+        cwd.join("test_poison.py"),
+        format!(
+            "import os\nwith open({:?}, 'a') as f:\n    f.write('discovered:%d\\n' % os.getpid())\n",
+            dir.join("record.log").display().to_string()
+        ),
+    )
+    .unwrap();
+    let plugin = plugin_file(
+        &dir,
+        "poison",
+        // Loaded by hand, as a plugin might: it stays in sys.modules.
+        "import importlib.util, sys\nspec = importlib.util.find_spec('unittest.__main__')\nm = importlib.util.module_from_spec(spec)\nsys.modules['unittest.__main__'] = m\ntry:\n    spec.loader.exec_module(m)\nexcept BaseException as e:\n    rec('poison:raised ' + type(e).__name__)",
+    );
+    let conf = write_conf(dir.path(), &[conf_line("poison", &plugin, None, None)]);
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let learned = state.join("zygote-preload.txt");
+    let run = |n: usize| {
+        let mut rt = Runtime::start_with(
+            &conf,
+            &[
+                "--isolation",
+                "process",
+                "--log-target",
+                "stderr",
+                "--log-level",
+                "debug",
+            ],
+            |c| {
+                c.env("STATE_DIRECTORY", &state).current_dir(&cwd);
+            },
+        );
+        rt.wait_log(
+            "running: 1 plugin(s) running, 0 failed",
+            Duration::from_secs(30),
+        );
+        // The worker reports what it imported once the supervisor is quiet;
+        // the learned file is written half a second after the last report.
+        wait_until("the learned module list", Duration::from_secs(10), || {
+            std::fs::read_to_string(&learned).is_ok_and(|t| t.lines().any(|l| l == "unittest"))
+        });
+        rt.stop_ok();
+        assert_eq!(
+            count(dir.path(), "poison:start_loop"),
+            n,
+            "{:?}",
+            record(dir.path())
+        );
+        rt.log_text()
+    };
+    let first = run(1);
+    assert!(
+        events(dir.path(), "poison").contains(&"raised SystemExit".to_string()),
+        "{:?}\n{first}",
+        record(dir.path())
+    );
+    let text = std::fs::read_to_string(&learned).unwrap();
+    assert!(!text.contains("__main__"), "{text}");
+    let discovered = |r: &[String]| r.iter().filter(|l| l.starts_with("discovered:")).count();
+    let before = discovered(&record(dir.path()));
+    let second = run(2);
+    // Only the plugin's own import ran the discovery, not the zygote.
+    assert_eq!(
+        discovered(&record(dir.path())),
+        before + 1,
+        "{:?}\n{second}",
+        record(dir.path())
+    );
+    assert!(!second.contains("SystemExit"), "{second}");
+    assert!(!second.contains("could not start its worker"), "{second}");
+
+    // A hand-written list with such names: they are ignored, with a line
+    // saying so, and the zygote preloads the rest.
+    std::fs::write(&learned, "json\nunittest.__main__\nos.__main__.x\n").unwrap();
+    let third = run(3);
+    assert!(
+        third.contains("2 line(s) ignored") && third.contains("line 2: `unittest.__main__`"),
+        "{third}"
+    );
+    assert!(third.contains("(1 names asked)"), "{third}");
+    assert!(!third.contains("SystemExit"), "{third}");
+    assert!(!third.contains("could not start its worker"), "{third}");
+}

@@ -149,7 +149,7 @@ impl Worker {
                             crate::signals::wake();
                         }
                         Ok(Some((b'S', _))) => crate::signals::request_stop(),
-                        Ok(Some((b'M', p))) => preload::learn(&p),
+                        Ok(Some((b'M', p))) => preload::learn(&name, &p),
                         Ok(Some((k, _))) => {
                             log::warn!("[{name}] worker sent an unknown frame {k:?}");
                         }

@@ -25,6 +25,7 @@
 //! |---|---|---|
 //! | `F` | supervisor → zygote | the `worker` arguments, NUL-separated; the worker's control socket attached |
 //! | `K` | supervisor → zygote | pid (u32 LE): SIGKILL that child if it has not been reaped |
+//! | `N` | zygote → supervisor | the stdlib's top-level module names, one per line (sent before `Y`) |
 //! | `Y` | zygote → supervisor | ready (text: what was preloaded) |
 //! | `P` | zygote → supervisor | forked: pid (u32 LE) |
 //! | `E` | zygote → supervisor | the fork failed: why |
@@ -143,6 +144,7 @@ impl Zygote {
             };
             match kind {
                 b'L' => log_frame("zygote: ", body),
+                b'N' => super::preload::set_stdlib(body),
                 b'Y' => {
                     let _ = replies.send(Reply::Ready(String::from_utf8_lossy(body).into()));
                 }

@@ -72,10 +72,12 @@ pub fn zygote_main(args: Vec<OsString>) -> Result<(), Error> {
         }
     };
     let started = t0.elapsed();
+    // What the supervisor may learn from workers' reports: stdlib names only.
+    say(b'N', interp.stdlib_names().join("\n").as_bytes());
     match interp.preload(&preload) {
         Ok((n, failed)) => {
             for f in &failed {
-                log::debug!("preloading {f} failed; skipped");
+                log::warn!("preloading {f} failed; skipped");
             }
             say(
                 b'Y',
