@@ -65,8 +65,11 @@ fn is_learnable(name: &str) -> bool {
 
 /// A worker's `M` frame: the stdlib modules plugin `plugin` imported. Only
 /// stdlib names without a `__main__` part are learned; the first other one
-/// is logged.
+/// is logged. Without a zygote in this run (no stdlib list), nothing is.
 pub fn learn(plugin: &str, payload: &[u8]) {
+    if STDLIB.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
+        return; // no zygote this run: nothing is preloaded, nothing learned
+    }
     let text = String::from_utf8_lossy(payload);
     let mut learned = LEARNED.lock().unwrap_or_else(|e| e.into_inner());
     let mut changed = false;
