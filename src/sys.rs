@@ -442,3 +442,120 @@ pub fn set_cmdline_args(args: &[&str]) {
         }
     }
 }
+
+/// A pidfd for process `pid` (Linux 5.3+): readable once the process has
+/// ended, whoever its parent is, and a handle that signals never hit another
+/// process that reused the pid.
+pub fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags; the descriptor returned is
+    // new and ours (close-on-exec by definition).
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Sends `sig` to the process of `pidfd`.
+pub fn pidfd_kill(pidfd: RawFd, sig: i32) -> std::io::Result<()> {
+    // SAFETY: pidfd_send_signal with no siginfo (null) and no flags.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd,
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether process `pid` has ended (gone, or a zombie), from /proc.
+pub fn has_ended(pid: u32) -> bool {
+    proc_stat_fields(pid).is_none_or(|f| f.first().is_some_and(|s| s == "Z" || s == "X"))
+}
+
+/// The fields of `/proc/PID/stat` after the command name (the state first).
+fn proc_stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(String::from).collect())
+}
+
+/// The live processes of process group `pgid` (zombies left out).
+pub fn process_group_members(pgid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out: Vec<u32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            proc_stat_fields(pid).is_some_and(|f| {
+                f.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid)
+                    && f.first().is_some_and(|s| s != "Z" && s != "X")
+            })
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// SIGKILL for every process of process group `pgid`.
+pub fn kill_group(pgid: u32) {
+    // SAFETY: killpg has no memory-safety preconditions.
+    unsafe { libc::killpg(pgid as libc::pid_t, libc::SIGKILL) };
+}
+
+/// Reaps child `pid` if it has ended: its raw wait status.
+pub fn reap_child(pid: u32) -> Option<i32> {
+    let mut status = 0;
+    // SAFETY: a valid out-pointer; WNOHANG never blocks.
+    let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
+    (r == pid as libc::pid_t).then_some(status)
+}
+
+/// A non-blocking, close-on-exec pipe: (read end, write end).
+pub fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1; 2];
+    // SAFETY: `fds` is a valid array of two ints for the new descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded: both descriptors are new and ours.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Polls `fds` for readability for at most `timeout`: which of them are
+/// readable (or hung up).
+pub fn poll_which(fds: &[RawFd], timeout: Duration) -> Vec<bool> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: `pfds` is a valid array of `pfds.len()` pollfd structs.
+    let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+    pfds.iter().map(|p| n > 0 && p.revents != 0).collect()
+}
+
+/// Reads and discards what is waiting on non-blocking `fd`.
+pub fn drain(fd: RawFd) {
+    let mut buf = [0u8; 256];
+    // SAFETY: reading into a buffer we own, of its length.
+    while unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+}
+
+/// Writes one byte to `fd` (a wake-up).
+pub fn poke(fd: RawFd) {
+    // SAFETY: writing one byte from a buffer we own.
+    unsafe { libc::write(fd, [1u8].as_ptr().cast(), 1) };
+}

@@ -66,7 +66,6 @@ fn kill(pid: u32, sig: i32) {
 }
 
 /// Alive and not a zombie.
-#[allow(dead_code)]
 fn running(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| {
@@ -310,4 +309,161 @@ fn a_plugin_importing_unittest_main_does_not_poison_the_next_zygote() {
     assert!(third.contains("(1 names asked)"), "{third}");
     assert!(!third.contains("SystemExit"), "{third}");
     assert!(!third.contains("could not start its worker"), "{third}");
+}
+
+/// A worker SIGKILLed while children of its plugin live (an `os.fork` child,
+/// and a `sleep &` started through the shell, which once held the control
+/// socket): its death is logged and the plugin restarted while those
+/// children would still sleep, and they are ended with its process group.
+#[test]
+fn a_worker_death_is_seen_whatever_children_its_plugin_left() {
+    for how in ["zygote", "exec"] {
+        let dir = TempDir::new(&format!("proc-kids-{how}"));
+        let sleep_pid = dir.join("sleep.pid");
+        let plugin = plugin_file(
+            &dir,
+            "kids",
+            &format!(
+                "import time\nif not os.path.exists({p:?}):\n    kid = os.fork()\n    if kid == 0:\n        time.sleep(60)\n        os._exit(0)\n    rec('kids:fork=%d' % kid)\n    os.system('sleep 61 & echo $! > {p}')",
+                p = sleep_pid.display().to_string()
+            ),
+        );
+        let conf = write_conf(dir.path(), &[conf_line("kids", &plugin, None, None)]);
+        let mut rt = start(&conf, how, None);
+        rt.wait_log(
+            "running: 1 plugin(s) running, 0 failed",
+            Duration::from_secs(30),
+        );
+        let forked: u32 = events(dir.path(), "kids")
+            .iter()
+            .find_map(|e| e.strip_prefix("fork=").map(|p| p.parse().unwrap()))
+            .expect("the forked child's pid");
+        let slept: u32 = std::fs::read_to_string(&sleep_pid)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(running(forked) && running(slept));
+        let worker = rt
+            .log_text()
+            .lines()
+            .find_map(|l| {
+                l.split("[kids] worker process ")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<u32>()
+                    .ok()
+            })
+            .expect("the worker's pid in the log");
+        kill(worker, libc::SIGKILL);
+        // The children sleep 60 s: a restart now means the death was seen
+        // from the process, not from its socket.
+        wait_until("the plugin restarted", Duration::from_secs(20), || {
+            count(dir.path(), "kids:start_loop") == 2
+        });
+        let log = rt.log_text();
+        assert!(
+            log.contains(&format!("[kids] worker process {worker} died")),
+            "{how}: {log}"
+        );
+        wait_until("the children ended", Duration::from_secs(5), || {
+            !running(forked) && !running(slept)
+        });
+        assert!(
+            log.contains("process(es) its plugin left in its process group are ended too"),
+            "{how}: {log}"
+        );
+        rt.stop_ok();
+    }
+}
+
+/// The notify datagrams the runtime sent, in order.
+#[derive(Clone, Default)]
+struct Inbox(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Inbox {
+    fn listen(path: &Path) -> Inbox {
+        let sock = std::os::unix::net::UnixDatagram::bind(path).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let inbox = Inbox::default();
+        let store = inbox.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            loop {
+                if let Ok(n) = sock.recv(&mut buf) {
+                    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    store.0.lock().unwrap().push(msg);
+                }
+            }
+        });
+        inbox
+    }
+
+    fn pings(&self) -> usize {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.lines().any(|l| l == "WATCHDOG=1"))
+            .count()
+    }
+}
+
+/// A stopped zygote (SIGSTOP: slow, starved) costs no healthy worker its
+/// life: worker a is SIGKILLed, its restart's fork request goes unanswered,
+/// a is started as a new process, and worker b, forked by that zygote,
+/// lives on and stops in order. Meanwhile the watchdog keeps being pinged.
+#[test]
+fn a_stopped_zygote_costs_no_healthy_worker_and_no_watchdog_ping() {
+    let dir = TempDir::new("proc-slow-zygote");
+    let notify = dir.join("notify.sock");
+    let inbox = Inbox::listen(&notify);
+    let conf = write_conf(dir.path(), &[probe(&dir, "a", ""), probe(&dir, "b", "")]);
+    let args = [
+        "--isolation",
+        "process",
+        "--log-target",
+        "stderr",
+        "--log-level",
+        "debug",
+    ];
+    let mut rt = Runtime::start_with(&conf, &args, |c| {
+        // Pinged every second when healthy.
+        c.env("NOTIFY_SOCKET", &notify)
+            .env("WATCHDOG_USEC", "2000000");
+    });
+    rt.wait_log(
+        "running: 2 plugin(s) running, 0 failed",
+        Duration::from_secs(30),
+    );
+    let zygote = zygote_pid(&rt, 0).expect("a zygote");
+    let (a, b) = (worker_pid(dir.path(), "a"), worker_pid(dir.path(), "b"));
+    kill(zygote, libc::SIGSTOP);
+    kill(a, libc::SIGKILL);
+    rt.wait_log(&format!("worker process {a} died"), Duration::from_secs(10));
+    let at_death = inbox.pings();
+    // The restart's fork request waits for the stopped zygote (5 s).
+    rt.wait_log("did not answer", Duration::from_secs(30));
+    let at_timeout = inbox.pings();
+    wait_until("a restarted", Duration::from_secs(20), || {
+        count(dir.path(), "a:start_loop") == 2
+    });
+    assert!(running(b), "worker b died with its stopped zygote");
+    assert!(
+        at_timeout >= at_death + 3,
+        "watchdog pings while the fork request waited: {at_death} before, {at_timeout} after\n{}",
+        rt.log_text()
+    );
+    assert_eq!(worker_pid(dir.path(), "b"), b);
+    assert_eq!(count(dir.path(), "b:start_loop"), 1);
+    rt.stop_ok();
+    let b_events = events(dir.path(), "b");
+    assert!(
+        b_events.ends_with(&["stop_loop".to_string(), "cleanup".to_string()]),
+        "{b_events:?}\n{}",
+        rt.log_text()
+    );
+    kill(zygote, libc::SIGCONT);
 }

@@ -4,12 +4,13 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::exit::{self, End};
 use super::frames::{IMPORT, decode_result, log_frame, read_frame, write_frame};
 use super::preload;
 use super::spec::Spec;
@@ -21,12 +22,18 @@ use crate::python::CallOutcome;
 /// How long a worker may take to exit after `cleanup` or after its control
 /// socket closed, before it is killed.
 pub const EXIT_BUDGET: Duration = Duration::from_secs(1);
+/// How often a caller waiting for a result looks whether the worker ended.
+const RESULT_POLL: Duration = Duration::from_millis(50);
 
-/// How the supervisor waits for, and kills, a worker: its own child
-/// (re-executed binary), or a child of the zygote, which reaps it and reports
-/// its exit status.
+/// How long the status of a forked worker that ended is waited for (its
+/// zygote reaps it and reports it; a stopped zygote does not).
+const STATUS_WAIT: Duration = Duration::from_millis(200);
+
+/// Whose child a worker is: the supervisor's (re-executed binary, reaped by
+/// the exit watcher), or the zygote's, which reaps it and reports its exit
+/// status.
 enum Proc {
-    Exec(Mutex<Child>),
+    Exec,
     Forked(Arc<Zygote>),
 }
 
@@ -39,11 +46,15 @@ pub struct Worker {
     results: Mutex<mpsc::Receiver<(String, CallOutcome)>>,
     /// `cleanup` was sent: the worker exits after answering it.
     exit_expected: AtomicBool,
+    /// Its end, as the exit watcher learns it (the one place that decides).
+    end: Arc<End>,
+    /// Signals go through it: they never hit a process that reused the pid.
+    pidfd: Option<Arc<OwnedFd>>,
 }
 
 impl Worker {
-    /// Starts a worker for `spec` on `image`. When its control socket closes
-    /// (the worker exited or died), its pid is sent on `exited`. Call from the
+    /// Starts a worker for `spec` on `image`. When the process ends (exited
+    /// or died), its pid is sent on `exited`. Call from the
     /// supervisor's main thread (see `sys::spawn_worker`).
     pub fn spawn(spec: &Spec, image: &Image, exited: mpsc::Sender<u32>) -> std::io::Result<Worker> {
         let (ours, theirs) = UnixStream::pair()?;
@@ -68,13 +79,9 @@ impl Worker {
         let child = crate::sys::spawn_worker(&mut cmd, &[image_fd, theirs.as_raw_fd()])?;
         drop(theirs);
         let pid = child.id();
-        Worker::with_channel(
-            pid,
-            Proc::Exec(Mutex::new(child)),
-            ours,
-            &spec.plugin,
-            exited,
-        )
+        // The exit watcher reaps it (waitpid), not `Child`.
+        drop(child);
+        Worker::with_channel(pid, Proc::Exec, ours, &spec.plugin, exited)
     }
 
     /// Starts workers for `specs` as forks of `zygote` (which maps the same
@@ -126,8 +133,9 @@ impl Worker {
     }
 
     /// The handle on a started worker process `pid` whose control socket is
-    /// `ours`: a thread reads its frames (log records, results, stop requests)
-    /// and sends `pid` on `exited` when the socket closes.
+    /// `ours`: a thread reads its frames (log records, results, stop
+    /// requests); the exit watcher sends `pid` on `exited` when the process
+    /// ends (not when the socket closes: a child of the plugin may hold it).
     fn with_channel(
         pid: u32,
         proc_: Proc,
@@ -135,6 +143,7 @@ impl Worker {
         plugin: &str,
         exited: mpsc::Sender<u32>,
     ) -> std::io::Result<Worker> {
+        let (end, pidfd) = exit::watch(pid, plugin, matches!(proc_, Proc::Exec), exited)?;
         let (tx, rx) = mpsc::channel();
         let mut reader = ours.try_clone()?;
         let name = plugin.to_string();
@@ -156,7 +165,7 @@ impl Worker {
                         Ok(None) | Err(_) => break,
                     }
                 }
-                let _ = exited.send(pid);
+                // Waiters for a result learn the end from `end`.
                 crate::signals::wake();
             })?;
         Ok(Worker {
@@ -166,6 +175,8 @@ impl Worker {
             ctl: Mutex::new(ours),
             results: Mutex::new(rx),
             exit_expected: AtomicBool::new(false),
+            end,
+            pidfd,
         })
     }
 
@@ -179,16 +190,28 @@ impl Worker {
     /// `Raised` naming that.
     fn result(&self, func: &str) -> CallOutcome {
         let rx = self.results.lock().unwrap_or_else(|e| e.into_inner());
+        let died = || {
+            CallOutcome::Raised(format!(
+                "the worker process (pid {}) died during {func}()",
+                self.pid
+            ))
+        };
+        // When the process ended: the socket normally closes with it (the
+        // watcher ends its process group); a result it sent just before
+        // still counts, for RESULT_POLL * 4 after the end was seen.
+        let mut ended_polls = 0;
         loop {
-            match rx.recv() {
+            if self.end.ended() {
+                ended_polls += 1;
+                if ended_polls > 4 {
+                    return died();
+                }
+            }
+            match rx.recv_timeout(RESULT_POLL) {
                 Ok((f, outcome)) if f == func => return outcome,
                 Ok(_) => continue,
-                Err(_) => {
-                    return CallOutcome::Raised(format!(
-                        "the worker process (pid {}) died during {func}()",
-                        self.pid
-                    ));
-                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return died(),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
         }
     }
@@ -216,48 +239,59 @@ impl Worker {
         self.exit_expected.load(Ordering::SeqCst)
     }
 
-    /// SIGKILL (a forked worker through its zygote, which knows whether the
-    /// pid is still its child).
+    /// SIGKILL, through its pidfd (or, on kernels without pidfds, directly
+    /// for the supervisor's own child and through the zygote for a forked
+    /// one, which knows whether the pid is still its child).
     pub fn kill(&self) {
-        match &self.proc_ {
-            Proc::Exec(_) => crate::sys::kill(self.pid, libc::SIGKILL),
-            Proc::Forked(z) => z.kill(self.pid),
+        if self.end.ended() {
+            return;
+        }
+        match (&self.pidfd, &self.proc_) {
+            (Some(fd), _) => {
+                let _ = crate::sys::pidfd_kill(fd.as_raw_fd(), libc::SIGKILL);
+            }
+            (None, Proc::Exec) => crate::sys::kill(self.pid, libc::SIGKILL),
+            (None, Proc::Forked(z)) => z.kill(self.pid),
         }
     }
 
-    /// Reaps the worker, waiting at most `budget`, then killing it.
-    pub fn reap(&self, budget: Duration) -> Option<ExitStatus> {
-        let child = match &self.proc_ {
-            Proc::Exec(c) => c,
-            Proc::Forked(z) => {
-                let status = z.wait_exit(self.pid, budget).or_else(|| {
-                    z.kill(self.pid);
-                    z.wait_exit(self.pid, EXIT_BUDGET)
-                });
-                return status.map(ExitStatus::from_raw);
-            }
+    /// Whether the process has ended (as the exit watcher saw it).
+    pub fn ended(&self) -> bool {
+        self.end.ended()
+    }
+
+    /// How the process ended, once it did: reaped by the exit watcher, or
+    /// reported by its zygote (waited for at most [`STATUS_WAIT`]).
+    pub fn status(&self) -> Option<ExitStatus> {
+        let raw = match &self.proc_ {
+            Proc::Exec => self.end.status(),
+            Proc::Forked(z) => z.wait_exit(self.pid, STATUS_WAIT),
         };
-        let mut child = child.lock().unwrap_or_else(|e| e.into_inner());
-        let end = Instant::now() + budget;
-        loop {
-            if let Ok(Some(st)) = child.try_wait() {
-                return Some(st);
-            }
-            if Instant::now() >= end {
-                let _ = child.kill();
-                return child.wait().ok();
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        raw.map(ExitStatus::from_raw)
     }
 
-    /// Closes the control socket (the worker then exits) and reaps it.
-    pub fn finish(&self) -> Option<ExitStatus> {
+    /// Closes the control socket: the worker then exits.
+    pub fn close(&self) {
         let _ = self
             .ctl
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .shutdown(std::net::Shutdown::Both);
+    }
+
+    /// Waits at most `budget` for the worker to end, then kills it (and
+    /// waits for that as long again): how it ended.
+    pub fn reap(&self, budget: Duration) -> Option<ExitStatus> {
+        if !self.end.wait(budget) {
+            self.kill();
+            self.end.wait(EXIT_BUDGET);
+        }
+        self.status()
+    }
+
+    /// Closes the control socket (the worker then exits) and reaps it.
+    pub fn finish(&self) -> Option<ExitStatus> {
+        self.close();
         self.reap(EXIT_BUDGET)
     }
 }

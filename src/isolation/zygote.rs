@@ -34,9 +34,14 @@
 //!
 //! Process tree: the workers are the zygote's children. The zygote dies with
 //! the supervisor (PR_SET_PDEATHSIG) and its workers die with it, so `kill
-//! -9` of the supervisor still leaves nothing behind. The zygote runs no
-//! plugin code; should it die anyway, its workers die, are restarted as
-//! crashed workers are, and the next fork starts a new zygote.
+//! -9` of the supervisor still leaves nothing behind. The supervisor never
+//! ends a zygote that still has workers: one that does not answer a fork
+//! request in time (stopped, starved) is only no longer asked; forks go to a
+//! new zygote, and the old one is ended once its last worker is gone. The
+//! zygote runs no plugin code; should it die anyway, its workers die, are
+//! restarted as crashed workers are, and the next fork starts a new zygote.
+//! A worker's end is learned from the process itself (see `exit`), not from
+//! the zygote's `X` report, which gives only its status.
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -47,7 +52,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use super::EXIT_BUDGET;
 use super::exit::describe_exit;
 use super::frames::log_frame;
 use super::spec::Spec;
@@ -56,11 +60,15 @@ use crate::sys;
 
 /// How long the zygote may take to start and preload, before the first fork
 /// gives up on it (workers are then started by re-executing the binary).
-/// Half the unit's WatchdogSec: a replacement zygote is waited for on the
-/// supervisor's main thread, which then sends no watchdog ping.
+/// The supervisor waits for it (and for forks) serving signals and the
+/// watchdog meanwhile.
 pub const READY_BUDGET: Duration = Duration::from_secs(5);
-/// How long a fork request may take to be answered.
-const FORK_BUDGET: Duration = Duration::from_secs(5);
+/// How long a batch of fork requests may take to be answered.
+pub const FORK_BUDGET: Duration = Duration::from_secs(5);
+
+/// How long the zygote may take to exit once its channel closed (it only
+/// polls that channel), before it is killed.
+const ZYGOTE_EXIT_BUDGET: Duration = Duration::from_millis(500);
 
 /// A reply of the zygote to the supervisor.
 enum Reply {
@@ -81,6 +89,9 @@ pub struct Zygote {
     exits: Mutex<HashMap<u32, i32>>,
     exit_cv: Condvar,
     alive: AtomicBool,
+    /// Cleared when it did not answer a fork request in time: no more forks
+    /// go to it, but its workers live on (it is ended once they are gone).
+    usable: AtomicBool,
 }
 
 impl Zygote {
@@ -123,6 +134,7 @@ impl Zygote {
             exits: Mutex::new(HashMap::new()),
             exit_cv: Condvar::new(),
             alive: AtomicBool::new(true),
+            usable: AtomicBool::new(true),
         });
         let reader = Arc::clone(&z);
         std::thread::Builder::new()
@@ -178,6 +190,17 @@ impl Zygote {
         self.alive.load(Ordering::SeqCst)
     }
 
+    /// Whether forks may still go to it (it answered every request in time).
+    pub fn usable(&self) -> bool {
+        self.usable.load(Ordering::SeqCst) && self.alive()
+    }
+
+    /// No more forks go to it; its workers are left alone (ending it would
+    /// end them: their parent-death signal).
+    pub fn abandon(&self) {
+        self.usable.store(false, Ordering::SeqCst);
+    }
+
     fn reply(&self, budget: Duration) -> Result<Reply, String> {
         let rx = self.replies.lock().unwrap_or_else(|e| e.into_inner());
         match rx.recv_timeout(budget) {
@@ -203,6 +226,16 @@ impl Zygote {
         let n = reqs.len();
         let mut out: Vec<std::io::Result<u32>> = Vec::with_capacity(n);
         let mut ready = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.usable() {
+            return (0..n)
+                .map(|_| {
+                    Err(fail(format!(
+                        "the zygote (pid {}) is not answering",
+                        self.pid
+                    )))
+                })
+                .collect();
+        }
         if ready.is_none() {
             let why = match self.reply(READY_BUDGET) {
                 Ok(Reply::Ready(what)) => {
@@ -245,17 +278,21 @@ impl Zygote {
             }
         }
         let mut broken: Option<String> = None;
+        let deadline = Instant::now() + FORK_BUDGET;
         for slot in out.iter_mut().filter(|r| matches!(r, Ok(0))) {
             if let Some(why) = &broken {
                 *slot = Err(fail(why.clone()));
                 continue;
             }
-            *slot = match self.reply(FORK_BUDGET) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            *slot = match self.reply(left) {
                 Ok(Reply::Forked(pid)) => Ok(pid),
                 Ok(Reply::Failed(why)) => Err(fail(format!("the zygote could not fork: {why}"))),
                 Ok(Reply::Ready(_)) => Err(fail("the zygote answered out of turn".into())),
                 Err(e) => {
-                    self.finish();
+                    // Slow, stopped or gone: not ended here, so that the
+                    // workers it forked before live on.
+                    self.abandon();
                     broken = Some(e.clone());
                     Err(fail(e))
                 }
@@ -317,7 +354,7 @@ impl Zygote {
         // SAFETY: shutting down a socket we own; no memory is involved.
         unsafe { libc::shutdown(self.ctl.as_raw_fd(), libc::SHUT_RDWR) };
         let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
-        let end = Instant::now() + EXIT_BUDGET;
+        let end = Instant::now() + ZYGOTE_EXIT_BUDGET;
         let status = loop {
             if let Ok(Some(st)) = child.try_wait() {
                 break Some(st);

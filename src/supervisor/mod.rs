@@ -123,6 +123,9 @@ struct Supervisor {
     /// Process isolation: the process workers are forked from (started with
     /// the first Python plugin, restarted when it died).
     zygote: Option<Arc<Zygote>>,
+    /// Zygotes that stopped answering, kept while workers they forked live
+    /// (ending one would end them).
+    old_zygotes: Vec<Arc<Zygote>>,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT or a plugin's `request_plc_stop`.
@@ -234,6 +237,7 @@ impl Supervisor {
             stuck_call: None,
             reported: [0; 6],
             zygote,
+            old_zygotes: Vec::new(),
         };
         let n = sup.slots.len();
         sup.start_slots(0..n);
@@ -286,6 +290,20 @@ impl Supervisor {
     /// Watchdog and STATUS upkeep; called whenever the supervisor wakes.
     fn upkeep(&mut self) {
         self.collect_worker_exits();
+        // An old zygote is ended once no worker it forked is left (the
+        // handles are its workers', its reader thread's while it runs, ours).
+        self.old_zygotes.retain(|z| {
+            let workers = Arc::strong_count(z).saturating_sub(1 + usize::from(z.alive()));
+            if workers > 0 {
+                return true;
+            }
+            log::info!(
+                "old zygote (pid {}) has no workers left: {}",
+                z.pid,
+                z.finish()
+            );
+            false
+        });
         if let Some(z) = &self.zygote {
             // What workers reported: the running zygote imports it for the next
             // forks, and the next run's zygote preloads it.
@@ -318,6 +336,9 @@ impl Supervisor {
         let failed = self.slots.len() - started;
         let order: Vec<usize> = (0..self.slots.len()).rev().collect();
         self.stop_slots(&order, true);
+        for z in std::mem::take(&mut self.old_zygotes) {
+            log::debug!("old zygote (pid {}) {}", z.pid, z.finish());
+        }
         if let Some(z) = self.zygote.take() {
             log::debug!("zygote (pid {}) {}", z.pid, z.finish());
             // What the workers reported and upkeep did not save yet.

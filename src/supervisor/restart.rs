@@ -46,7 +46,8 @@ impl Supervisor {
             let Some(Runner::Worker(w)) = self.slots[i].state.take_runner() else {
                 continue;
             };
-            let status = w.reap(worker::EXIT_BUDGET);
+            // Known ended (the exit watcher said so): only its status is asked.
+            let status = w.status();
             // What it claimed and never published must not stall its ring:
             // the scan thread resets it (what it did publish is applied).
             self.image
