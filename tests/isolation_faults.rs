@@ -467,3 +467,28 @@ fn a_stopped_zygote_costs_no_healthy_worker_and_no_watchdog_ping() {
     );
     kill(zygote, libc::SIGCONT);
 }
+
+/// A log record larger than a frame may be (5 MiB) is cut, with a note; the
+/// worker that sent it is not taken for a broken one.
+#[test]
+fn a_huge_log_record_is_cut_not_taken_for_a_dead_worker() {
+    let dir = TempDir::new("proc-huge-log");
+    let text = "x".repeat(5 << 20);
+    let conf = write_conf(
+        dir.path(),
+        &[probe(&dir, "loud", &format!("\"log_text\": {text:?}"))],
+    );
+    let mut rt = start(&conf, "zygote", None);
+    rt.wait_log("running: 1 plugin(s)", Duration::from_secs(30));
+    let log = rt.log_text();
+    assert!(
+        log.contains("running: 1 plugin(s) running, 0 failed"),
+        "{}",
+        log.lines()
+            .filter(|l| l.len() < 2000)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(log.contains("more bytes cut]"));
+    rt.stop_ok();
+}

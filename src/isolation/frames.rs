@@ -27,6 +27,9 @@ pub(crate) const IMPORT: &str = "import";
 /// Largest frame accepted (a traceback or a log record); larger ones mean the
 /// peer is broken.
 pub const MAX_FRAME: usize = 4 << 20;
+/// Longest log record sent whole; a longer one is cut, with a note, so that
+/// its frame stays under [`MAX_FRAME`].
+const MAX_LOG: usize = MAX_FRAME - 4096;
 
 pub(crate) fn write_frame(w: &mut impl Write, kind: u8, payload: &[u8]) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(payload.len() + 5);
@@ -155,7 +158,21 @@ impl log::Log for ForwardLogger {
             _ => b'4',
         };
         let mut payload = vec![digit];
-        payload.extend_from_slice(r.args().to_string().as_bytes());
+        let text = r.args().to_string();
+        if text.len() < MAX_LOG {
+            payload.extend_from_slice(text.as_bytes());
+        } else {
+            // A frame over MAX_FRAME would make the supervisor take this
+            // healthy process for a broken one: the record is cut instead.
+            let mut cut = MAX_LOG;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            payload.extend_from_slice(&text.as_bytes()[..cut]);
+            payload.extend_from_slice(
+                format!(" [... {} more bytes cut]", text.len() - cut).as_bytes(),
+            );
+        }
         send(b'L', &payload);
     }
     fn flush(&self) {}
