@@ -152,6 +152,11 @@ pub fn spawn_worker(
     cmd.spawn()
 }
 
+/// Highest descriptor number the fallback of [`all_cloexec_from`] reaches
+/// (one fcntl each, between fork and exec, on kernels before 5.11 only):
+/// a container's RLIMIT_NOFILE of 2^20 would cost a second per spawn.
+const MAX_FD_SWEEP: RawFd = 1 << 16;
+
 /// The highest descriptor number this process may hold (RLIMIT_NOFILE),
 /// read before a fork for [`all_cloexec_from`]'s fallback.
 pub fn open_max() -> RawFd {
@@ -165,7 +170,7 @@ pub fn open_max() -> RawFd {
     }
     RawFd::try_from(rl.rlim_cur)
         .unwrap_or(RawFd::MAX)
-        .min(1 << 20)
+        .min(MAX_FD_SWEEP)
 }
 
 /// Marks every descriptor from `first` on close-on-exec:
