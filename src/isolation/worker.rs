@@ -246,12 +246,15 @@ impl Worker {
         if self.end.ended() {
             return;
         }
-        match (&self.pidfd, &self.proc_) {
-            (Some(fd), _) => {
-                let _ = crate::sys::pidfd_kill(fd.as_raw_fd(), libc::SIGKILL);
-            }
-            (None, Proc::Exec) => crate::sys::kill(self.pid, libc::SIGKILL),
-            (None, Proc::Forked(z)) => z.kill(self.pid),
+        if let Some(fd) = &self.pidfd
+            && crate::sys::pidfd_kill(fd.as_raw_fd(), libc::SIGKILL).is_ok()
+        {
+            return;
+        }
+        // No pidfd, or no pidfd_send_signal (qemu-user may lack it).
+        match &self.proc_ {
+            Proc::Exec => crate::sys::kill(self.pid, libc::SIGKILL),
+            Proc::Forked(z) => z.kill(self.pid),
         }
     }
 
