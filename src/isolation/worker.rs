@@ -26,8 +26,9 @@ pub const EXIT_BUDGET: Duration = Duration::from_secs(1);
 const RESULT_POLL: Duration = Duration::from_millis(50);
 
 /// How long the status of a forked worker that ended is waited for (its
-/// zygote reaps it and reports it; a stopped zygote does not).
-const STATUS_WAIT: Duration = Duration::from_millis(200);
+/// zygote reaps it and reports it at once, if slower under qemu-user; a
+/// stopped zygote does not, and one that stopped answering is not asked).
+const STATUS_WAIT: Duration = Duration::from_millis(500);
 
 /// Whose child a worker is: the supervisor's (re-executed binary, reaped by
 /// the exit watcher), or the zygote's, which reaps it and reports its exit
@@ -268,7 +269,14 @@ impl Worker {
     pub fn status(&self) -> Option<ExitStatus> {
         let raw = match &self.proc_ {
             Proc::Exec => self.end.status(),
-            Proc::Forked(z) => z.wait_exit(self.pid, STATUS_WAIT),
+            Proc::Forked(z) => {
+                let wait = if z.usable() {
+                    STATUS_WAIT
+                } else {
+                    Duration::ZERO
+                };
+                z.wait_exit(self.pid, wait)
+            }
         };
         raw.map(ExitStatus::from_raw)
     }
