@@ -334,7 +334,8 @@ impl Supervisor {
                 Worker::fork_many(&refs, &zygote, &tx)
             }) {
                 Budgeted::Done(v) => started = v,
-                Budgeted::Overran | Budgeted::Abandon => {
+                Budgeted::Abandon => abandon("zygote", "fork"),
+                Budgeted::Overran => {
                     // Its own budgets end the thread first; should they not,
                     // it is no stuck plugin call.
                     self.stuck_call = None;
@@ -535,15 +536,15 @@ impl Supervisor {
     /// slot, so its exit is not taken for a crash.
     pub(super) fn retire(&mut self, i: usize, w: &Worker, kill: bool) {
         let name = self.slots[i].name().to_string();
+        w.close();
         if kill {
             w.kill();
-        } else {
-            w.close();
         }
         for _ in 0..2 {
             match self.serve_until(&name, "exit", worker::EXIT_BUDGET, || w.ended()) {
                 Budgeted::Done(()) => break,
-                _ => w.kill(),
+                Budgeted::Overran => w.kill(),
+                Budgeted::Abandon => abandon(&name, "exit"),
             }
         }
         let status = w.status();
