@@ -13,13 +13,13 @@ use crate::config::PluginKind;
 use crate::dropins;
 use crate::error::Error;
 use crate::image::{self, Image};
+use crate::isolation::{self as worker, Worker};
 use crate::native;
 use crate::options::Options;
 use crate::python;
 use crate::resolve;
 use crate::resolve::Plugin;
 use crate::venv::{self, PyVersion};
-use crate::worker::{self, Worker};
 
 /// Runs the checks, printing one line per plugin to `out`. Returns the
 /// configuration error with every problem when anything is wrong.

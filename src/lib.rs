@@ -18,9 +18,9 @@
 //! - `debugger` (OpenPLC's `debug_*` callbacks over the image), `python`
 //!   (the embedded interpreter; all pyo3 code), `native` (type 1
 //!   plugins: dlopen, their lifecycle calls and cycle hooks);
-//! - `worker` (process isolation: a plugin in a process of its own),
-//!   `zygote` (the pre-initialised interpreter workers are forked from),
-//!   `scan` (the scan thread);
+//! - `isolation` (process isolation: a plugin in a worker process of its
+//!   own, the zygote workers are forked from, the frames between them and how
+//!   a worker's end is learned), `scan` (the scan thread);
 //! - `options` (the settings of `run` and `check`);
 //! - `supervisor` (start-up, plugin states and steps, restarts, reload,
 //!   status, shutdown), `check`, `cli`.
@@ -33,6 +33,7 @@ pub mod debugger;
 pub mod dropins;
 pub mod error;
 pub mod image;
+pub mod isolation;
 pub mod lifecycle;
 pub mod logging;
 pub mod native;
@@ -47,5 +48,3 @@ pub mod sys;
 pub mod systemd;
 pub mod trust;
 pub mod venv;
-pub mod worker;
-pub mod zygote;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use openplc_runtime::cli::{self, Command};
 use openplc_runtime::error::{EXIT_CONFIG, Error};
-use openplc_runtime::{check, logging, python, supervisor, worker, zygote};
+use openplc_runtime::{check, isolation, logging, python, supervisor};
 
 fn main() -> ExitCode {
     match cli::parse(std::env::args_os().skip(1)).and_then(run) {
@@ -38,8 +38,8 @@ fn run(cli: cli::Cli) -> Result<(), Error> {
         Command::Help => print!("{}", cli::HELP),
         Command::Version => println!("openplc-runtime {}", env!("CARGO_PKG_VERSION")),
         // A worker logs through its supervisor, not to a target of its own.
-        Command::Worker(args) => worker::worker_main(args)?,
-        Command::Zygote(args) => zygote::zygote_main(args)?,
+        Command::Worker(args) => isolation::worker_main(args)?,
+        Command::Zygote(args) => isolation::zygote_main(args)?,
         Command::Run(opts) => {
             init_logging(&cli.log)?;
             supervisor::run(&opts)?;

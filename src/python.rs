@@ -115,9 +115,17 @@ def _origin(module):
 
 
 def _preloadable(name):
-    top = name.partition(".")[0]
+    # A stdlib module of identifiers, none of them `__main__` (importing
+    # `unittest.__main__` runs test discovery in the working directory).
+    parts = name.split(".")
+    if not all(p.isidentifier() and p != "__main__" for p in parts):
+        return False
     stdlib = getattr(sys, "stdlib_module_names", None)
-    return top not in _NO_PRELOAD and (stdlib is None or top in stdlib)
+    return parts[0] not in _NO_PRELOAD and stdlib is not None and parts[0] in stdlib
+
+
+def stdlib_names():
+    return sorted(getattr(sys, "stdlib_module_names", ()))
 
 
 def preload(names):
@@ -130,10 +138,13 @@ def preload(names):
     failed = []
     for name in names:
         if not _preloadable(name):
+            failed.append("%s (not a stdlib module the zygote imports)" % name)
             continue
         try:
             importlib.import_module(name)
-        except Exception as e:
+        except BaseException as e:
+            # SystemExit and KeyboardInterrupt too: a module that ends the
+            # process at import must not end the zygote.
             failed.append("%s (%s: %s)" % (name, type(e).__name__, e))
     # Warm what every worker runs next (the compiler, for its plugin file),
     # so that its lazily made state is made once, here.
@@ -507,6 +518,15 @@ impl Interpreter {
                 .helper_call(py, "preload", (names.to_vec(),))
                 .map_err(|e| format!("during the preload: {}", describe(py, &e)))?;
             r.extract().map_err(|e: PyErr| e.to_string())
+        })
+    }
+
+    /// The stdlib's top-level module names (`sys.stdlib_module_names`).
+    pub fn stdlib_names(&self) -> Vec<String> {
+        Python::attach(|py| {
+            self.helper_call(py, "stdlib_names", ())
+                .and_then(|r| r.extract())
+                .unwrap_or_default()
         })
     }
 

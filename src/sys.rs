@@ -119,12 +119,17 @@ pub fn spawn_worker(
     use std::os::unix::process::CommandExt;
     let parent = std::process::id() as libc::pid_t;
     let fds: Vec<RawFd> = inherit.to_vec();
+    let max_fd = open_max();
     // SAFETY: the closure runs in the child between fork and exec. It only
-    // calls async-signal-safe functions (fcntl, setpgid, prctl, getppid,
-    // _exit) and allocates nothing: `fds` was built before the fork and is
-    // only read.
+    // calls async-signal-safe functions (syscall, fcntl, setpgid, prctl,
+    // getppid, _exit) and allocates nothing: `fds` was built before the fork
+    // and is only read.
     unsafe {
         cmd.pre_exec(move || {
+            // Nothing but `fds` reaches the worker: every other descriptor
+            // (a native plugin's socket opened without SOCK_CLOEXEC, say)
+            // closes at exec.
+            all_cloexec_from(3, max_fd);
             for &fd in &fds {
                 let flags = libc::fcntl(fd, libc::F_GETFD);
                 if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
@@ -145,6 +150,61 @@ pub fn spawn_worker(
         });
     }
     cmd.spawn()
+}
+
+/// Highest descriptor number the fallback of [`all_cloexec_from`] reaches
+/// (one fcntl each, between fork and exec, on kernels before 5.11 only):
+/// a container's RLIMIT_NOFILE of 2^20 would cost a second per spawn.
+const MAX_FD_SWEEP: RawFd = 1 << 16;
+
+/// The highest descriptor number this process may hold (RLIMIT_NOFILE),
+/// read before a fork for [`all_cloexec_from`]'s fallback.
+pub fn open_max() -> RawFd {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } < 0 {
+        return 1024;
+    }
+    RawFd::try_from(rl.rlim_cur)
+        .unwrap_or(RawFd::MAX)
+        .min(MAX_FD_SWEEP)
+}
+
+/// Marks every descriptor from `first` on close-on-exec:
+/// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`, or on kernels before 5.11
+/// one `fcntl` per number up to `max_fd`. Async-signal-safe (no allocation),
+/// so it may run between fork and exec.
+pub fn all_cloexec_from(first: RawFd, max_fd: RawFd) {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes descriptor flags of this process.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        return;
+    }
+    for fd in first..=max_fd {
+        set_cloexec(fd);
+    }
+}
+
+/// Sets close-on-exec on `fd` (nothing when it is not open).
+pub fn set_cloexec(fd: RawFd) {
+    // SAFETY: fcntl on a descriptor number; an unopened one gives EBADF.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+        }
+    }
 }
 
 /// Sends `sig` to process `pid` (a worker).
@@ -386,4 +446,121 @@ pub fn set_cmdline_args(args: &[&str]) {
             }
         }
     }
+}
+
+/// A pidfd for process `pid` (Linux 5.3+): readable once the process has
+/// ended, whoever its parent is, and a handle that signals never hit another
+/// process that reused the pid.
+pub fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags; the descriptor returned is
+    // new and ours (close-on-exec by definition).
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Sends `sig` to the process of `pidfd`.
+pub fn pidfd_kill(pidfd: RawFd, sig: i32) -> std::io::Result<()> {
+    // SAFETY: pidfd_send_signal with no siginfo (null) and no flags.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd,
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether process `pid` has ended (gone, or a zombie), from /proc.
+pub fn has_ended(pid: u32) -> bool {
+    proc_stat_fields(pid).is_none_or(|f| f.first().is_some_and(|s| s == "Z" || s == "X"))
+}
+
+/// The fields of `/proc/PID/stat` after the command name (the state first).
+fn proc_stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(String::from).collect())
+}
+
+/// The live processes of process group `pgid` (zombies left out).
+pub fn process_group_members(pgid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out: Vec<u32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            proc_stat_fields(pid).is_some_and(|f| {
+                f.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid)
+                    && f.first().is_some_and(|s| s != "Z" && s != "X")
+            })
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// SIGKILL for every process of process group `pgid`.
+pub fn kill_group(pgid: u32) {
+    // SAFETY: killpg has no memory-safety preconditions.
+    unsafe { libc::killpg(pgid as libc::pid_t, libc::SIGKILL) };
+}
+
+/// Reaps child `pid` if it has ended: its raw wait status.
+pub fn reap_child(pid: u32) -> Option<i32> {
+    let mut status = 0;
+    // SAFETY: a valid out-pointer; WNOHANG never blocks.
+    let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
+    (r == pid as libc::pid_t).then_some(status)
+}
+
+/// A non-blocking, close-on-exec pipe: (read end, write end).
+pub fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1; 2];
+    // SAFETY: `fds` is a valid array of two ints for the new descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded: both descriptors are new and ours.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Polls `fds` for readability for at most `timeout`: which of them are
+/// readable (or hung up).
+pub fn poll_which(fds: &[RawFd], timeout: Duration) -> Vec<bool> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: `pfds` is a valid array of `pfds.len()` pollfd structs.
+    let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+    pfds.iter().map(|p| n > 0 && p.revents != 0).collect()
+}
+
+/// Reads and discards what is waiting on non-blocking `fd`.
+pub fn drain(fd: RawFd) {
+    let mut buf = [0u8; 256];
+    // SAFETY: reading into a buffer we own, of its length.
+    while unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+}
+
+/// Writes one byte to `fd` (a wake-up).
+pub fn poke(fd: RawFd) {
+    // SAFETY: writing one byte from a buffer we own.
+    unsafe { libc::write(fd, [1u8].as_ptr().cast(), 1) };
 }

@@ -28,13 +28,13 @@ use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::image::{self, Image};
+use crate::isolation::{Zygote, preload};
 use crate::native::CycleHooks;
 use crate::python::{self, Interpreter};
 use crate::resolve::{self, Isolation, Plan};
 use crate::scan::ScanThread;
 use crate::signals::{Event, Signals};
 use crate::systemd::{Notifier, Watchdog};
-use crate::zygote::Zygote;
 use slot::Slot;
 
 /// The settings `run` takes (re-exported: they are part of its signature).
@@ -123,6 +123,9 @@ struct Supervisor {
     /// Process isolation: the process workers are forked from (started with
     /// the first Python plugin, restarted when it died).
     zygote: Option<Arc<Zygote>>,
+    /// Zygotes that stopped answering, kept while workers they forked live
+    /// (ending one would end them).
+    old_zygotes: Vec<Arc<Zygote>>,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT or a plugin's `request_plc_stop`.
@@ -234,6 +237,7 @@ impl Supervisor {
             stuck_call: None,
             reported: [0; 6],
             zygote,
+            old_zygotes: Vec::new(),
         };
         let n = sup.slots.len();
         sup.start_slots(0..n);
@@ -286,15 +290,29 @@ impl Supervisor {
     /// Watchdog and STATUS upkeep; called whenever the supervisor wakes.
     fn upkeep(&mut self) {
         self.collect_worker_exits();
+        // An old zygote is ended once no worker it forked is left (the
+        // handles are its workers', its reader thread's while it runs, ours).
+        self.old_zygotes.retain(|z| {
+            let workers = Arc::strong_count(z).saturating_sub(1 + usize::from(z.alive()));
+            if workers > 0 {
+                return true;
+            }
+            log::info!(
+                "old zygote (pid {}) has no workers left: {}",
+                z.pid,
+                z.finish()
+            );
+            false
+        });
         if let Some(z) = &self.zygote {
             // What workers reported: the running zygote imports it for the next
             // forks, and the next run's zygote preloads it.
-            let more = crate::zygote::take_pending();
+            let more = preload::take_pending();
             if !more.is_empty() && z.alive() {
                 z.preload_more(&more);
             }
             if let Some(state) = crate::plugin_state::state_directory(self.opts.root.as_deref()) {
-                crate::zygote::save_learned(&state, LEARN_SETTLE);
+                preload::save_learned(&state, LEARN_SETTLE);
             }
         }
         let cycles = self.scan.stats().cycles.load(Ordering::Relaxed);
@@ -318,11 +336,14 @@ impl Supervisor {
         let failed = self.slots.len() - started;
         let order: Vec<usize> = (0..self.slots.len()).rev().collect();
         self.stop_slots(&order, true);
+        for z in std::mem::take(&mut self.old_zygotes) {
+            log::debug!("old zygote (pid {}) {}", z.pid, z.finish());
+        }
         if let Some(z) = self.zygote.take() {
             log::debug!("zygote (pid {}) {}", z.pid, z.finish());
             // What the workers reported and upkeep did not save yet.
             if let Some(state) = crate::plugin_state::state_directory(self.opts.root.as_deref()) {
-                crate::zygote::save_learned(&state, Duration::ZERO);
+                preload::save_learned(&state, Duration::ZERO);
             }
         }
         self.report();
@@ -367,8 +388,8 @@ impl Supervisor {
 fn start_zygote(image: &Image, opts: &Options) -> Option<Arc<Zygote>> {
     let state = crate::plugin_state::state_directory(opts.root.as_deref());
     // The file's names, and what this run learned (a replacement zygote).
-    crate::zygote::preload_list(state.as_deref());
-    let preload = crate::zygote::learned_names();
+    preload::preload_list(state.as_deref());
+    let preload = preload::learned_names();
     match Zygote::start(image, opts.python_home.as_deref(), &preload) {
         Ok(z) => {
             log::debug!(

@@ -3,13 +3,30 @@
 //! after too many deaths in a row). The scan loop and the other plugins are
 //! never affected.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::Supervisor;
 use super::slot::{Runner, State};
 use super::steps::Step;
+use crate::isolation as worker;
 use crate::lifecycle::Call;
-use crate::worker;
+
+/// First restart delay after a worker died; doubled per consecutive restart.
+pub const RESTART_BACKOFF_BASE: Duration = Duration::from_millis(250);
+/// Longest restart delay.
+pub const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Consecutive restarts before a plugin is marked failed for good: five
+/// crashes in a row (about 8 s of back-off) is a plugin that cannot run.
+pub const MAX_RESTARTS: u32 = 5;
+/// A worker that ran this long without dying has earned a fresh restart count.
+pub const HEALTHY_RUN: Duration = Duration::from_secs(60);
+
+/// The delay before restart number `n` (0-based).
+pub fn backoff(n: u32) -> Duration {
+    RESTART_BACKOFF_BASE
+        .saturating_mul(1u32 << n.min(16))
+        .min(RESTART_BACKOFF_MAX)
+}
 
 impl Supervisor {
     /// Handles worker processes that died: logs how, marks the plugin failed,
@@ -29,7 +46,8 @@ impl Supervisor {
             let Some(Runner::Worker(w)) = self.slots[i].state.take_runner() else {
                 continue;
             };
-            let status = w.reap(worker::EXIT_BUDGET);
+            // Known ended (the exit watcher said so): only its status is asked.
+            let status = w.status();
             // What it claimed and never published must not stall its ring:
             // the scan thread resets it (what it did publish is applied).
             self.image
@@ -43,24 +61,24 @@ impl Supervisor {
             if self.stopping.is_some() {
                 continue;
             }
-            if w.started.elapsed() >= worker::HEALTHY_RUN {
+            if w.started.elapsed() >= HEALTHY_RUN {
                 slot.restarts = 0;
             }
-            if slot.restarts < worker::MAX_RESTARTS {
-                let delay = worker::backoff(slot.restarts);
+            if slot.restarts < MAX_RESTARTS {
+                let delay = backoff(slot.restarts);
                 slot.restarts += 1;
                 slot.state = State::Restarting(Instant::now() + delay);
                 log::warn!(
                     "[{name}] restarting its worker in {} ms (restart {} of {})",
                     delay.as_millis(),
                     slot.restarts,
-                    worker::MAX_RESTARTS
+                    MAX_RESTARTS
                 );
             } else {
                 slot.state = State::GaveUp;
                 log::error!(
                     "[{name}] its worker died {} times in a row; giving up: the plugin stays failed until the service restarts",
-                    worker::MAX_RESTARTS + 1
+                    MAX_RESTARTS + 1
                 );
             }
         }

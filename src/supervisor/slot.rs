@@ -6,10 +6,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::isolation::Worker;
 use crate::native::NativePlugin;
 use crate::python::{Capsule, Module};
 use crate::resolve::Plugin;
-use crate::worker::Worker;
 
 /// A plugin at run time.
 pub(super) struct Slot {

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::Supervisor;
+use super::restart::MAX_RESTARTS;
 use super::slot::{Slot, State};
 use crate::image;
-use crate::worker;
 
 /// Longest a plugin may hold the image lock before the runtime counts as
 /// unhealthy (and systemd's watchdog restarts it): OpenPLC plugins hold it
@@ -31,11 +31,7 @@ impl Supervisor {
             .iter()
             .filter(|s| !s.is_up())
             .map(|s| match s.state {
-                State::GaveUp => format!(
-                    "{}: gave up after {} restarts",
-                    s.name(),
-                    worker::MAX_RESTARTS
-                ),
+                State::GaveUp => format!("{}: gave up after {} restarts", s.name(), MAX_RESTARTS),
                 State::Restarting(_) => format!("{}: restarting", s.name()),
                 _ => s.name().to_string(),
             })

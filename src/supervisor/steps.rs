@@ -14,12 +14,13 @@ use super::slot::{Runner, State};
 
 use super::{DOUBLE_SIGNAL_GRACE, SCAN_STOP_BUDGET, Supervisor, WAIT_SLICE};
 use crate::config::PluginKind;
+use crate::isolation::zygote::{FORK_BUDGET, READY_BUDGET};
+use crate::isolation::{self as worker, Worker};
 use crate::lifecycle::{Call, INIT_BUDGET, START_BUDGET};
 use crate::native::{self, NativeOutcome};
 use crate::python::{self, CallOutcome, Capsule};
 use crate::resolve::Isolation;
 use crate::signals::Event;
-use crate::worker::{self, Worker};
 
 /// How long a new worker waits for the scan thread to reset its journal ring
 /// (one or two scan cycles normally).
@@ -60,7 +61,7 @@ enum Failure {
 type Job = Box<dyn FnOnce() -> Result<Option<Runner>, Failure> + Send>;
 
 /// The outcome of a budgeted call.
-enum Budgeted<T> {
+pub(super) enum Budgeted<T> {
     Done(T),
     Overran,
     /// A second SIGTERM/SIGINT arrived while waiting: exit now.
@@ -101,16 +102,44 @@ impl Supervisor {
             log::error!("[{plugin}] cannot start a thread for {what}(): {e}");
             return Budgeted::Overran;
         }
+        let mut got = None;
+        let waited = self.serve_until(plugin, what, budget, || match rx.try_recv() {
+            Ok(v) => {
+                got = Some(v);
+                true
+            }
+            Err(mpsc::TryRecvError::Disconnected) => true,
+            Err(mpsc::TryRecvError::Empty) => false,
+        });
+        match (waited, got) {
+            (Budgeted::Abandon, _) => Budgeted::Abandon,
+            (Budgeted::Done(()), Some(v)) => Budgeted::Done(v),
+            (Budgeted::Done(()), None) => Budgeted::Overran,
+            (Budgeted::Overran, _) => {
+                self.stuck_call = Some(format!("[{plugin}] {what}()"));
+                Budgeted::Overran
+            }
+        }
+    }
+
+    /// Waits at most `budget` until `done` says so, serving signals and the
+    /// watchdog meanwhile (never blocked for more than a slice): a first
+    /// SIGTERM/SIGINT is remembered, a second one abandons. `plugin` and
+    /// `what` name what is waited for in the log.
+    pub(super) fn serve_until(
+        &mut self,
+        plugin: &str,
+        what: &str,
+        budget: Duration,
+        mut done: impl FnMut() -> bool,
+    ) -> Budgeted<()> {
         let deadline = Instant::now() + budget;
         loop {
-            match rx.try_recv() {
-                Ok(v) => return Budgeted::Done(v),
-                Err(mpsc::TryRecvError::Disconnected) => return Budgeted::Overran,
-                Err(mpsc::TryRecvError::Empty) => {}
+            if done() {
+                return Budgeted::Done(());
             }
             let now = Instant::now();
             if now >= deadline {
-                self.stuck_call = Some(format!("[{plugin}] {what}()"));
                 return Budgeted::Overran;
             }
             let slice = (deadline - now)
@@ -303,8 +332,28 @@ impl Supervisor {
         let specs: Vec<worker::Spec> = slots.iter().map(|&i| self.worker_spec(i)).collect();
         let mut started: Vec<std::io::Result<Worker>> = Vec::with_capacity(specs.len());
         if let Some(z) = self.zygote_for_fork() {
-            let refs: Vec<&worker::Spec> = specs.iter().collect();
-            started = Worker::fork_many(&refs, &z, &self.worker_exits_tx);
+            // On a thread of its own: a slow zygote must not stop signals
+            // and the watchdog from being served.
+            let (owned, zygote, tx) = (specs.clone(), Arc::clone(&z), self.worker_exits_tx.clone());
+            let budget = READY_BUDGET + FORK_BUDGET + WAIT_SLICE;
+            match self.budgeted("zygote", "fork", budget, move || {
+                let refs: Vec<&worker::Spec> = owned.iter().collect();
+                Worker::fork_many(&refs, &zygote, &tx)
+            }) {
+                Budgeted::Done(v) => started = v,
+                Budgeted::Abandon => abandon("zygote", "fork"),
+                Budgeted::Overran => {
+                    // Its own budgets end the thread first; should they not,
+                    // it is no stuck plugin call.
+                    self.stuck_call = None;
+                    log::warn!(
+                        "the zygote (pid {}) did not answer within {} ms; starting workers as new processes",
+                        z.pid,
+                        budget.as_millis()
+                    );
+                    z.abandon();
+                }
+            }
         }
         let mut forked = started.into_iter();
         let mut out = Vec::with_capacity(specs.len());
@@ -364,16 +413,25 @@ impl Supervisor {
 
     /// The zygote to fork from (`--worker-start zygote`): started again first
     /// when it died. `None` without one (workers are then new processes).
-    fn zygote_for_fork(&mut self) -> Option<Arc<crate::zygote::Zygote>> {
+    fn zygote_for_fork(&mut self) -> Option<Arc<crate::isolation::Zygote>> {
         if !self.opts.zygote {
             return None;
         }
-        if let Some(z) = self.zygote.take_if(|z| !z.alive()) {
-            log::warn!(
-                "the zygote process {} is gone ({}); starting a new one",
-                z.pid,
-                z.finish()
-            );
+        if let Some(z) = self.zygote.take_if(|z| !z.usable()) {
+            if z.alive() {
+                // Its workers live on; it is ended once they are gone.
+                log::warn!(
+                    "the zygote process {} did not answer in time; forks go to a new one, it stays for the workers it forked",
+                    z.pid
+                );
+                self.old_zygotes.push(z);
+            } else {
+                log::warn!(
+                    "the zygote process {} is gone ({}); starting a new one",
+                    z.pid,
+                    z.finish()
+                );
+            }
         }
         if self.zygote.is_none() {
             self.zygote = super::start_zygote(self.image, &self.opts);
@@ -466,7 +524,7 @@ impl Supervisor {
     /// What is left after `cleanup` returned (`clean`) or failed: a native
     /// library is closed (only after a clean return; else it stays mapped), a
     /// worker exits.
-    fn release(&self, i: usize, runner: Runner, clean: bool) -> State {
+    fn release(&mut self, i: usize, runner: Runner, clean: bool) -> State {
         match runner {
             Runner::Native(p) if clean => p.unload(),
             // Dropping a `NativePlugin` leaves its library loaded.
@@ -480,17 +538,26 @@ impl Supervisor {
     }
 
     /// Stops a worker process: kills it when `kill`, else lets it exit
-    /// (control socket closed), and reaps it. Its pid is no longer in any
+    /// (control socket closed) within EXIT_BUDGET before killing it. The
+    /// waits serve signals and the watchdog. Its pid is no longer in any
     /// slot, so its exit is not taken for a crash.
-    pub(super) fn retire(&self, i: usize, w: &Worker, kill: bool) {
+    pub(super) fn retire(&mut self, i: usize, w: &Worker, kill: bool) {
+        let name = self.slots[i].name().to_string();
+        w.close();
         if kill {
             w.kill();
         }
-        let status = w.finish();
+        for _ in 0..2 {
+            match self.serve_until(&name, "exit", worker::EXIT_BUDGET, || w.ended()) {
+                Budgeted::Done(()) => break,
+                Budgeted::Overran => w.kill(),
+                Budgeted::Abandon => abandon(&name, "exit"),
+            }
+        }
+        let status = w.status();
         // A killed worker may have died mid-write; the next one starts clean.
         self.image
             .request_ring_reset(crate::image::worker_ring(self.slots[i].index));
-        let name = self.slots[i].name();
         log::debug!(
             "[{name}] worker process {} {}",
             w.pid,

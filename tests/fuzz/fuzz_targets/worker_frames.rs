@@ -8,7 +8,7 @@ use std::io::Cursor;
 
 use libfuzzer_sys::fuzz_target;
 use openplc_runtime::python::CallOutcome;
-use openplc_runtime::worker::{MAX_FRAME, decode_result, read_frame};
+use openplc_runtime::isolation::{MAX_FRAME, decode_result, read_frame};
 
 fuzz_target!(|data: &[u8]| {
     let mut stream = Cursor::new(data);
