@@ -181,6 +181,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Error> {
                     )));
                 }
                 opts.scan_period = d;
+                opts.scan_period_given = true;
             }
             "--scan-priority" => {
                 let v = value("--scan-priority")?;

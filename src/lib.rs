@@ -37,6 +37,7 @@ pub mod logging;
 pub mod native;
 pub mod options;
 pub mod plugin_state;
+pub mod program;
 pub mod python;
 pub mod resolve;
 pub mod scan;

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use crate::config::MAX_PLUGINS;
 use crate::image::RuntimeArgs;
 use crate::lifecycle::Call;
+use crate::program::{Program, ProgramSlot};
 use crate::sys::monotonic_ns;
 
 /// `int init(void *args)`.
@@ -153,8 +154,12 @@ impl Symbols {
 /// symbols found, e.g. "init, start_loop, cycle_end".
 pub fn check(path: &Path) -> Result<String, String> {
     let lib = Library::open(path)?;
-    let found = Symbols::find(&lib, path).map(|_| {
-        std::iter::once("init")
+    let found = Symbols::find(&lib, path).and_then(|_| {
+        // The program's tables, bound against a default-sized image.
+        let program =
+            Program::load(&|n| lib.symbol(n), crate::image::DEFAULT_BUFFER_SIZE, false)
+                .map_err(|e| format!("{} is a PLC program that cannot run: {e}", path.display()))?;
+        Ok(std::iter::once("init")
             .chain(
                 OPTIONAL
                     .iter()
@@ -163,6 +168,7 @@ pub fn check(path: &Path) -> Result<String, String> {
             )
             .collect::<Vec<_>>()
             .join(", ")
+            + &program.map_or(String::new(), |p| format!("; {}", p.describe())))
     });
     lib.close();
     found
@@ -177,6 +183,9 @@ pub struct NativePlugin {
     /// From `Image::runtime_args`: never freed, since the plugin may keep
     /// and even write through the pointer; no Rust reference to it exists.
     args: NonNull<RuntimeArgs>,
+    /// Its PLC program, when it exports the program extension (boxed: the
+    /// scan thread keeps a pointer to it while the plugin runs).
+    program: Option<Box<Program>>,
 }
 
 // SAFETY: the library handle is usable from any thread (see `Library`); the
@@ -220,13 +229,30 @@ impl NativePlugin {
         args: NonNull<RuntimeArgs>,
     ) -> Result<NativePlugin, String> {
         let lib = Library::open(path)?;
-        match Symbols::find(&lib, path) {
-            Ok(syms) => Ok(NativePlugin {
-                slot,
-                lib,
-                syms,
-                args,
-            }),
+        let buffer_size =
+            crate::image::get().map_or(crate::image::DEFAULT_BUFFER_SIZE, |i| i.buffer_size());
+        let program = Symbols::find(&lib, path).and_then(|syms| {
+            Program::load(&|n| lib.symbol(n), buffer_size, true)
+                .map(|p| (syms, p))
+                .map_err(|e| format!("{} is a PLC program that cannot run: {e}", path.display()))
+        });
+        match program {
+            Ok((syms, program)) => {
+                if let Some(p) = &program {
+                    let name = crate::program::label(path);
+                    log::info!("[{name}] {}", p.describe());
+                    if let Some(note) = p.period_note() {
+                        log::info!("[{name}] {note}");
+                    }
+                }
+                Ok(NativePlugin {
+                    slot,
+                    lib,
+                    syms,
+                    args,
+                    program: program.map(Box::new),
+                })
+            }
             Err(e) => {
                 lib.close();
                 Err(e)
@@ -237,6 +263,11 @@ impl NativePlugin {
     /// The plugin's callback slot.
     pub fn slot(&self) -> usize {
         self.slot
+    }
+
+    /// Its PLC program, if it is one.
+    pub fn program(&self) -> Option<&Program> {
+        self.program.as_deref()
     }
 
     /// A lifecycle call (`init`, `start_loop`, `stop_loop` or `cleanup`) that
@@ -256,6 +287,8 @@ impl NativePlugin {
     /// plugin that is stuck is never unloaded. The args struct stays (see
     /// `Image::runtime_args`).
     pub fn unload(self) {
+        // The program (pointers into the library) goes first.
+        drop(self.program);
         self.lib.close();
     }
 }
@@ -329,6 +362,10 @@ pub struct CycleHooks {
     /// Incremented when the scan thread enters and when it leaves a pass over
     /// the table: odd = inside. `remove` waits on it.
     pass: AtomicU64,
+    /// The PLC program the scan thread runs, and the slot of its plugin + 1
+    /// (0: none).
+    pub program: ProgramSlot,
+    program_owner: AtomicU64,
 }
 
 /// Which hook a pass calls.
@@ -345,6 +382,8 @@ impl Default for CycleHooks {
             end: [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_PLUGINS],
             max_ns: [const { AtomicU64::new(0) }; MAX_PLUGINS],
             pass: AtomicU64::new(0),
+            program: ProgramSlot::default(),
+            program_owner: AtomicU64::new(0),
         }
     }
 }
@@ -357,12 +396,23 @@ impl CycleHooks {
             s.store(ptr(plugin.syms.cycle_start), Ordering::SeqCst);
             e.store(ptr(plugin.syms.cycle_end), Ordering::SeqCst);
         }
+        if let Some(p) = plugin.program() {
+            self.program_owner
+                .store(plugin.slot as u64 + 1, Ordering::SeqCst);
+            self.program.add(p);
+        }
     }
 
     /// Stops calling the hooks of `slot` and waits until the scan thread is
     /// no longer inside any of them. `false` when a pass did not end within
     /// `budget` (a hook hangs): the plugin must then be treated as stuck.
     pub fn remove(&self, slot: usize, budget: Duration) -> bool {
+        if self.program_owner.load(Ordering::SeqCst) == slot as u64 + 1 {
+            self.program_owner.store(0, Ordering::SeqCst);
+            if !self.program.remove(budget) {
+                return false;
+            }
+        }
         let (Some(s), Some(e)) = (self.start.get(slot), self.end.get(slot)) else {
             return true;
         };

@@ -186,6 +186,7 @@ impl Supervisor {
         // (native::CycleHooks): a plugin's hooks are added once its start_loop
         // returned and removed before its stop_loop (and before a SIGHUP reload
         // drops it), so a plugin whose init failed never has a hook called.
+        crate::program::set_scan_period(opts.scan_period, opts.scan_period_given);
         let scan = ScanThread::spawn(
             image,
             opts.scan_period,

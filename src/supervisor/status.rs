@@ -51,6 +51,10 @@ impl Supervisor {
             s.push_str("; ");
             s.push_str(&note);
         }
+        if let Some(p) = self.scan.hooks().program.status() {
+            s.push_str("; ");
+            s.push_str(&p);
+        }
         if let Some(r) = &self.last_reload {
             s.push_str("; ");
             s.push_str(r);
@@ -136,6 +140,16 @@ impl Supervisor {
         }
         if missed && let Some(note) = self.hooks_note() {
             log::warn!("scan: {note}");
+        }
+        for t in self.scan.hooks().program.take_new_overruns() {
+            log::warn!(
+                "program: task {} (every {}) overran {} time(s) (after {} run(s); longest run {} us): a run took longer than its interval or its cycle was late",
+                t.name,
+                crate::program::human_ns(t.interval_ns),
+                t.overruns,
+                t.runs,
+                t.max_ns / 1000
+            );
         }
         let now = [
             self.image.journal_overflows(),
