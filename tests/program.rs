@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -508,4 +509,75 @@ const void *openplc_program_vars(void) { return 0; }",
     );
     rt.stop_ok();
     assert!(rt.log_text().contains(want), "{}", rt.log_text());
+}
+
+#[test]
+fn a_task_longer_than_its_interval_is_counted_in_status_and_the_log() {
+    let dir = TempDir::new("prog-overrun");
+    // Tens of millions of dependent multiply-adds (the input keeps g++ from
+    // folding them) in a 1 ms task: every run overruns on any machine.
+    let so = build(
+        &dir,
+        "slow",
+        "PROGRAM Slow
+  VAR
+    iw AT %ID0 : DINT;
+    acc AT %QD0 : DINT;
+    runs AT %QD1 : DINT;
+    i : DINT;
+  END_VAR
+  FOR i := 0 TO 30000000 DO
+    acc := acc * 3 + iw + i;
+  END_FOR;
+  runs := runs + 1;
+END_PROGRAM
+CONFIGURATION C
+  RESOURCE R ON PLC
+    TASK Busy(INTERVAL := T#1ms, PRIORITY := 1);
+    PROGRAM I WITH Busy : Slow;
+  END_RESOURCE
+END_CONFIGURATION
+",
+    );
+    let io = plcio(&dir, "io", r#"[["wait", "%QD1", ">=", 3]]"#);
+    let conf = write_conf(dir.path(), &[native_line("prog", &so, None), io]);
+    let sock_path = dir.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut rt = Runtime::start_with(&conf, &["--scan-priority", "0"], |c| {
+        c.env("NOTIFY_SOCKET", &sock_path);
+    });
+    rt.wait_log(
+        "program: task BUSY (every 1 ms) overran",
+        Duration::from_secs(60),
+    );
+    assert!(rt.log_text().contains("longest run"), "{}", rt.log_text());
+    assert_eq!(
+        wait_done(&dir, "io", Duration::from_secs(60))
+            .last()
+            .map(String::as_str),
+        Some("done")
+    );
+    // STATUS= carries the task's runs and overruns.
+    let end = Instant::now() + Duration::from_secs(30);
+    let mut buf = vec![0u8; 4096];
+    let mut last = String::new();
+    let counted = loop {
+        if let Ok(n) = sock.recv(&mut buf) {
+            last = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if let Some(status) = last.lines().find_map(|l| l.strip_prefix("STATUS="))
+                && let Some(rest) = status.split("program: BUSY 1 ms: ").nth(1)
+                && !rest.contains(" 0 overrun(s)")
+            {
+                break rest.to_string();
+            }
+        }
+        assert!(
+            Instant::now() < end,
+            "no STATUS with BUSY's overruns; last: {last}"
+        );
+    };
+    assert!(counted.contains("run(s), "), "{counted}");
+    rt.stop_ok();
 }
