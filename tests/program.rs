@@ -381,20 +381,28 @@ fn programs_with_bad_addresses_are_refused_naming_the_variable() {
     let dir = TempDir::new("prog-refused");
     let n = "    n AT %QW0 : INT;\n";
     // What STruC++ itself accepts but OpenPLC's image has no place for.
-    for (name, decl, want) in [
+    for (name, decl, extra, want) in [
         (
             "mb",
             "    c AT %MB3 : BYTE;",
+            &[][..],
             "program variable C at %MB3: there is no %MB table",
         ),
         (
             "big",
             "    big AT %QW2000 : INT;",
+            &[],
             "program variable BIG at %QW2000: slot 2000 is beyond the image (--buffer-size 1024: slots 0..1023)",
+        ),
+        (
+            "small",
+            "    q AT %QX20.1 : BOOL;",
+            &["--buffer-size", "16"],
+            "program variable Q at %QX20.1: slot 20 is beyond the image (--buffer-size 16: slots 0..15)",
         ),
     ] {
         let so = build(&dir, name, &one_task(&format!("{n}{decl}")));
-        let (code, out) = check(&dir, &so, &[]);
+        let (code, out) = check(&dir, &so, extra);
         assert_ne!(code, 0, "{out}");
         assert!(out.contains(want), "{name}: {out}");
     }
