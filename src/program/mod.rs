@@ -367,7 +367,11 @@ mod tests {
         // A scan at another period does not run the program.
         slot.run(image, 122, 20_000_000);
         assert_eq!(slot.report()[0].runs, 8);
-        assert!(slot.status().unwrap().contains("T15 15 ms: 5 run(s), 2 overrun(s)"));
+        assert!(
+            slot.status()
+                .unwrap()
+                .contains("T15 15 ms: 5 run(s), 2 overrun(s)")
+        );
         assert_eq!(slot.take_new_overruns().len(), 2);
         assert!(slot.take_new_overruns().is_empty());
         assert!(slot.remove(Duration::from_millis(10)));
