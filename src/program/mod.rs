@@ -46,6 +46,10 @@ static SCAN_PERIOD_NS: AtomicU64 = AtomicU64::new(20_000_000);
 static SCAN_PERIOD_GIVEN: AtomicBool = AtomicBool::new(false);
 /// A program is loaded (one at a time).
 static CLAIMED: AtomicBool = AtomicBool::new(false);
+/// The scan period the loaded program runs at, ns (0: no program yet). Set
+/// when it loads, so the scan thread switches to it within a cycle and the
+/// plugins loaded after it get it as their `base_tick_ns`.
+static PROGRAM_PERIOD_NS: AtomicU64 = AtomicU64::new(0);
 
 /// Tells program loading the runtime's scan period and whether the command
 /// line fixed it.
@@ -53,6 +57,11 @@ pub fn set_scan_period(period: Duration, given: bool) {
     let ns = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
     SCAN_PERIOD_NS.store(ns, Ordering::SeqCst);
     SCAN_PERIOD_GIVEN.store(given, Ordering::SeqCst);
+}
+
+/// The scan period a loaded program asked for, if any.
+pub fn program_period_ns() -> Option<u64> {
+    Some(PROGRAM_PERIOD_NS.load(Ordering::SeqCst)).filter(|&p| p > 0)
 }
 
 /// One task of a loaded program.
@@ -187,8 +196,13 @@ impl Program {
         }
         let located = bind::check(&ext.vars, buffer_size)?;
         let bindings = located.iter().map(Binding::new).collect();
-        if claim && CLAIMED.swap(true, Ordering::SeqCst) {
-            return Err("another program is already loaded: the runtime runs one program".into());
+        if claim {
+            if CLAIMED.swap(true, Ordering::SeqCst) {
+                return Err(
+                    "another program is already loaded: the runtime runs one program".into(),
+                );
+            }
+            PROGRAM_PERIOD_NS.store(period_ns, Ordering::SeqCst);
         }
         Ok(Some(Program {
             tasks,
