@@ -44,6 +44,8 @@ OPTIONS:
                            worker as a new process [default: zygote]
     --scan-period TIME     scan period, e.g. 20ms, 500us [default: 20ms; with a
                            PLC program, the GCD of its task intervals]
+    --retain-period TIME   how often a PLC program's RETAIN variables are saved
+                           [default: 5s]
     --scan-priority N      SCHED_FIFO priority of the scan thread, 1-99, or 0
                            for normal scheduling [default: 40]
     --buffer-size N        slots per image table [default: 1024]
@@ -183,6 +185,17 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Error> {
                 }
                 opts.scan_period = d;
                 opts.scan_period_given = true;
+            }
+            "--retain-period" => {
+                let v = value("--retain-period")?;
+                let d = parse_duration(&v)
+                    .filter(|d| (Duration::from_millis(10)..=Duration::from_secs(3600)).contains(d))
+                    .ok_or_else(|| {
+                        usage(format!(
+                            "--retain-period {v}: expected a time from 10ms to 1h, like 5s or 500ms"
+                        ))
+                    })?;
+                opts.retain_period = d;
             }
             "--scan-priority" => {
                 let v = value("--scan-priority")?;

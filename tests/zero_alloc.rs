@@ -25,6 +25,13 @@ static ALLOC: CountingAlloc = CountingAlloc;
 #[test]
 fn the_scan_loop_never_allocates_after_start() {
     let dir = TempDir::new("zeroalloc");
+    // A state directory, so the program's RETAIN variables are saved
+    // periodically (the scan thread's part of it is under the proof).
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    // SAFETY: set before the runtime starts any thread in this process (this
+    // binary has this one test).
+    unsafe { std::env::set_var("STATE_DIRECTORY", &state) };
     let conf = hammer_conf(&dir, 4, 3);
     let program = build_program(&dir);
     let mut lines = std::fs::read_to_string(&conf).unwrap();
@@ -35,6 +42,7 @@ fn the_scan_loop_never_allocates_after_start() {
         config: conf,
         scan_period: Duration::from_millis(1),
         scan_period_given: true,
+        retain_period: Duration::from_millis(20),
         ..Options::default()
     };
     let report = supervisor::run(&opts).expect("run");
@@ -55,6 +63,9 @@ fn the_scan_loop_never_allocates_after_start() {
         fast >= 1000 && slow >= 500,
         "{fast} and {slow} task runs; {report:?}"
     );
+    // RETAIN was saved (periodically, and once more at the stop).
+    let retain = std::fs::metadata(state.join("plugins/program/retain.bin")).unwrap();
+    assert_eq!(retain.len(), 24 + 8 + 8, "{retain:?}");
     assert_eq!(
         alloc_probe::steady_state_allocations(),
         0,
@@ -88,6 +99,10 @@ PROGRAM Slow
     runs AT %QD10 : DINT;
     ml AT %ML3 : LINT;
   END_VAR
+  VAR RETAIN
+    kept : LINT;
+  END_VAR
+  kept := kept + 1;
   runs := runs + 1;
   ml := ml + 2;
 END_PROGRAM

@@ -18,6 +18,7 @@
 
 mod abi;
 mod bind;
+mod retain;
 mod slot;
 
 use std::cell::Cell;
@@ -30,6 +31,8 @@ use std::time::Duration;
 pub use abi::ABI_VERSION;
 use abi::{RunTaskFn, TaskTimeFn};
 use bind::Binding;
+use retain::Retain;
+pub use retain::{DEFAULT_SAVE_PERIOD, FILE_NAME as RETAIN_FILE, set_save_period};
 pub use slot::{ProgramSlot, TaskReport};
 
 use crate::image::Image;
@@ -78,6 +81,8 @@ pub struct Program {
     tasks: Vec<Task>,
     bindings: Vec<Binding>,
     period_ns: u64,
+    /// Bytes of the RETAIN snapshot (0: none).
+    retain_size: usize,
     /// How the period was chosen, for the log.
     period_note: Option<String>,
     run_task: RunTaskFn,
@@ -86,6 +91,8 @@ pub struct Program {
     first_tick: Cell<Option<u64>>,
     last_rel: Cell<u64>,
     claimed: bool,
+    /// RETAIN store (dropped, saving once more, with the program).
+    retain: Option<Retain>,
 }
 
 // SAFETY: the bindings' raw pointers point into the plugin's library, which
@@ -113,12 +120,15 @@ impl Program {
     /// Reads and checks the program extension of a library whose symbols
     /// `lookup` finds, binding its variables against an image of
     /// `buffer_size` slots. `Ok(None)`: a plain native plugin. `claim`: this
-    /// becomes the runtime's program (a second one is refused); `check`
-    /// passes false.
+    /// becomes the runtime's program (a second one is refused) and its
+    /// RETAIN variables are restored from `state_dir`; `check` passes false.
+    /// `label` names the program in the log.
     pub fn load(
         lookup: &dyn Fn(&CStr) -> Option<NonNull<c_void>>,
         buffer_size: usize,
         claim: bool,
+        state_dir: Option<&Path>,
+        label: &str,
     ) -> Result<Option<Program>, String> {
         let Some(ext) = abi::read(lookup)? else {
             return Ok(None);
@@ -204,16 +214,23 @@ impl Program {
             }
             PROGRAM_PERIOD_NS.store(period_ns, Ordering::SeqCst);
         }
+        let retain = if claim {
+            Retain::start(&ext, state_dir, period_ns, label)
+        } else {
+            None
+        };
         Ok(Some(Program {
             tasks,
             bindings,
             period_ns,
             period_note,
+            retain_size: ext.retain_size,
             run_task: ext.run_task,
             task_time: ext.task_time,
             first_tick: Cell::new(None),
             last_rel: Cell::new(0),
             claimed: claim,
+            retain,
         }))
     }
 
@@ -245,9 +262,10 @@ impl Program {
             .map(|t| format!("{} every {}", t.name, human_ns(t.interval_ns)))
             .collect();
         format!(
-            "PLC program (extension version {ABI_VERSION}): tasks {}; {} located variable(s)",
+            "PLC program (extension version {ABI_VERSION}): tasks {}; {} located variable(s); {} byte(s) of RETAIN variables",
             tasks.join(", "),
-            self.bindings.len()
+            self.bindings.len(),
+            self.retain_size
         )
     }
 
@@ -280,6 +298,10 @@ impl Program {
             }
         }
         self.last_rel.set(rel);
+        if let Some(r) = &self.retain {
+            // Snapshots what the last runs left (handed to the writer).
+            r.tick();
+        }
         if !self.tasks.iter().any(|t| rel.is_multiple_of(t.every)) {
             return;
         }
@@ -348,11 +370,13 @@ mod tests {
             bindings: Vec::new(),
             period_ns: 5_000_000,
             period_note: None,
+            retain_size: 0,
             run_task,
             task_time,
             first_tick: Cell::new(None),
             last_rel: Cell::new(0),
             claimed: false,
+            retain: None,
         }
     }
 

@@ -187,6 +187,7 @@ impl Supervisor {
         // returned and removed before its stop_loop (and before a SIGHUP reload
         // drops it), so a plugin whose init failed never has a hook called.
         crate::program::set_scan_period(opts.scan_period, opts.scan_period_given);
+        crate::program::set_save_period(opts.retain_period);
         let scan = ScanThread::spawn(
             image,
             opts.scan_period,
