@@ -471,3 +471,34 @@ END_CONFIGURATION
     assert!(counted.contains("run(s), "), "{counted}");
     rt.stop_ok();
 }
+
+#[test]
+fn a_second_program_is_refused_and_the_first_runs_on() {
+    let dir = TempDir::new("prog-two");
+    let src = repo().join("examples/programs/counter.st");
+    let so = try_build(&dir, "counter", &src, false).unwrap_or_else(|e| panic!("{e}"));
+    let io = plcio(
+        &dir,
+        "io",
+        r#"[["write", "%IX0.0", 1], ["wait", "%QW0", ">=", 10]]"#,
+    );
+    let lines = [
+        native_line("first", &so, None),
+        native_line("second", &so, None),
+        io,
+    ];
+    let (rec, log) = run_program(&dir, &lines, &[]);
+    assert_eq!(
+        rec.last().map(String::as_str),
+        Some("done"),
+        "{rec:?}\n{log}"
+    );
+    assert!(
+        log.contains("is a PLC program that cannot run: another program is already loaded: the runtime runs one program"),
+        "{log}"
+    );
+    assert!(
+        log.contains("2 plugin(s) running, 1 failed (second)"),
+        "{log}"
+    );
+}
