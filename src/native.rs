@@ -231,7 +231,13 @@ impl NativePlugin {
         let lib = Library::open(path)?;
         let buffer_size =
             crate::image::get().map_or(crate::image::DEFAULT_BUFFER_SIZE, |i| i.buffer_size());
-        let label = crate::program::label(path);
+        // The plugin's name in plugins.conf, as the log names plugins.
+        let name = crate::image::slot_name(slot);
+        let label = if name.is_empty() {
+            crate::program::label(path)
+        } else {
+            name.to_string()
+        };
         // SAFETY: the runtime made the struct (`Image::runtime_args`) and
         // only reads it; the plugin gets it only in `init`, after this.
         let state_dir = unsafe { state_dir_of(args) };
