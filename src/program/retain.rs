@@ -116,6 +116,8 @@ struct Shared {
     /// Saves written, and failures (the first one of a run is logged).
     saves: AtomicU64,
     failures: AtomicU64,
+    /// Longest periodic save (write, fsyncs, rename), ns.
+    save_max_ns: AtomicU64,
 }
 
 // SAFETY: `buf` is handed over through `filled` (Release/Acquire): only the
@@ -173,6 +175,7 @@ impl Retain {
             stop: AtomicBool::new(false),
             saves: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            save_max_ns: AtomicU64::new(0),
         });
         let writer = std::thread::Builder::new()
             .name("plc-retain".into())
@@ -245,7 +248,13 @@ impl Drop for Retain {
         }
         seal(&mut buf, self.signature);
         match write_atomic(path, &buf) {
-            Ok(()) => log::info!("[{label}] RETAIN variables saved to {}", path.display()),
+            Ok(()) => log::info!(
+                "[{label}] RETAIN variables saved to {} ({} periodic save(s) of {} bytes before, the longest {} us)",
+                path.display(),
+                self.shared.saves.load(Ordering::Relaxed),
+                buf.len(),
+                self.shared.save_max_ns.load(Ordering::Relaxed) / 1000
+            ),
             Err(e) => log::error!(
                 "[{label}] cannot save RETAIN variables to {}: {e}",
                 path.display()
@@ -295,9 +304,12 @@ fn writer(shared: &Shared) {
         if shared.filled.load(Ordering::Acquire) {
             // SAFETY: `filled` is true: the scan thread does not touch `buf`.
             let buf = unsafe { &*shared.buf.get() };
+            let t0 = std::time::Instant::now();
             match write_atomic(&shared.path, buf) {
                 Ok(()) => {
                     shared.saves.fetch_add(1, Ordering::Relaxed);
+                    let ns = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                    shared.save_max_ns.fetch_max(ns, Ordering::Relaxed);
                 }
                 Err(e) => {
                     if shared.failures.fetch_add(1, Ordering::Relaxed) == 0 {
