@@ -294,6 +294,8 @@ mod tests {
         };
         assert_eq!(o.config, PathBuf::from("/etc/openplc/plugins.conf"));
         assert_eq!(o.scan_period, Duration::from_millis(20));
+        assert!(!o.scan_period_given);
+        assert_eq!(o.retain_period, Duration::from_secs(5));
     }
 
     #[test]
@@ -305,6 +307,8 @@ mod tests {
             "1ms",
             "--buffer-size",
             "64",
+            "--retain-period",
+            "250ms",
         ])
         .unwrap();
         let Command::Check(o) = c.command else {
@@ -312,6 +316,8 @@ mod tests {
         };
         assert_eq!(o.config, PathBuf::from("x.conf"));
         assert_eq!(o.scan_period, Duration::from_millis(1));
+        assert!(o.scan_period_given);
+        assert_eq!(o.retain_period, Duration::from_millis(250));
         assert_eq!(o.buffer_size, 64);
     }
 
@@ -321,6 +327,10 @@ mod tests {
             (&["--scan-period", "fast"][..], "--scan-period fast"),
             (&["--scan-period", "1us"][..], "between"),
             (&["--buffer-size", "0"][..], "--buffer-size 0"),
+            (
+                &["--retain-period", "1ms"][..],
+                "--retain-period 1ms: expected a time from 10ms",
+            ),
             (&["--isolation", "vm"][..], "--isolation vm"),
             (&["--bogus"][..], "unknown argument `--bogus`"),
             (&["--config"][..], "--config needs a value"),
