@@ -27,6 +27,8 @@ pub fn check(opts: &Options, out: &mut dyn Write) -> Result<(), Error> {
     let conf = dropins::load(&opts.config, opts.root.as_deref())
         .map_err(|errs| Error::Config(errs.iter().map(ToString::to_string).collect()))?;
     let embedded = python::embedded_version();
+    // A PLC program's tasks are checked against the period `run` would use.
+    crate::program::set_scan_period(opts.scan_period, opts.scan_period_given);
     // Under --root the venvs must match the root's Python; importing needs
     // that Python to be the one embedded here, on this CPU.
     let (version, can_import, python_note) = match &opts.root {
@@ -85,8 +87,9 @@ pub fn check(opts: &Options, out: &mut dyn Write) -> Result<(), Error> {
                 continue;
             }
             // dlopen(RTLD_NOW) resolves every symbol, so a library missing on
-            // the board is found here; no plugin function is called.
-            match native::check(&p.entry.path) {
+            // the board is found here; no plugin function is called (a PLC
+            // program's extension only reports its tables).
+            match native::check(&p.entry.path, opts.buffer_size) {
                 Ok(symbols) => {
                     let _ = writeln!(out, "{name}: ok (native, {symbols}), {at}");
                 }

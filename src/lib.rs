@@ -17,7 +17,9 @@
 //!   `systemd` (notify, watchdog);
 //! - `debugger` (OpenPLC's `debug_*` callbacks over the image), `python`
 //!   (the embedded interpreter; all pyo3 code), `native` (type 1
-//!   plugins: dlopen, their lifecycle calls and cycle hooks);
+//!   plugins: dlopen, their lifecycle calls and cycle hooks), `program` (a
+//!   PLC program inside a native plugin: its extension, located variables,
+//!   tasks on the scan thread);
 //! - `isolation` (process isolation: a plugin in a worker process of its
 //!   own, the zygote workers are forked from, the frames between them and how
 //!   a worker's end is learned), `scan` (the scan thread);
@@ -39,6 +41,7 @@ pub mod logging;
 pub mod native;
 pub mod options;
 pub mod plugin_state;
+pub mod program;
 pub mod python;
 pub mod resolve;
 pub mod scan;

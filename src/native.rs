@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use crate::config::MAX_PLUGINS;
 use crate::image::RuntimeArgs;
 use crate::lifecycle::Call;
+use crate::program::{Program, ProgramSlot};
 use crate::sys::monotonic_ns;
 
 /// `int init(void *args)`.
@@ -152,12 +153,16 @@ impl Symbols {
 }
 
 /// What `check` does for a native plugin: load it and look up its symbols,
-/// calling none of them (the library's constructors do run). Returns the
-/// symbols found, e.g. "init, start_loop, cycle_end".
-pub fn check(path: &Path) -> Result<String, String> {
+/// calling none of them (the library's constructors do run; a PLC program's
+/// extension reports its tables). Returns the symbols found, e.g. "init,
+/// start_loop, cycle_end", and what the program is.
+pub fn check(path: &Path, buffer_size: usize) -> Result<String, String> {
     let lib = Library::open(path)?;
-    let found = Symbols::find(&lib, path).map(|_| {
-        std::iter::once("init")
+    let found = Symbols::find(&lib, path).and_then(|_| {
+        // A program's tables, checked against an image of `buffer_size`.
+        let program = Program::load(&|n| lib.symbol(n), buffer_size, false, None, "")
+            .map_err(|e| format!("{} is a PLC program that cannot run: {e}", path.display()))?;
+        Ok(std::iter::once("init")
             .chain(
                 OPTIONAL
                     .iter()
@@ -166,6 +171,7 @@ pub fn check(path: &Path) -> Result<String, String> {
             )
             .collect::<Vec<_>>()
             .join(", ")
+            + &program.map_or(String::new(), |p| format!("; {}", p.describe())))
     });
     lib.close();
     found
@@ -180,6 +186,9 @@ pub struct NativePlugin {
     /// From `Image::native_args_for`: never freed, since the plugin may keep
     /// and even write through the pointer; no Rust reference to it exists.
     args: NonNull<RuntimeArgs>,
+    /// Its PLC program, when it exports the program extension (boxed: the
+    /// scan thread keeps a pointer to it while the plugin runs).
+    program: Option<Box<Program>>,
 }
 
 // SAFETY: the library handle is usable from any thread (see `Library`); the
@@ -223,13 +232,45 @@ impl NativePlugin {
         args: NonNull<RuntimeArgs>,
     ) -> Result<NativePlugin, String> {
         let lib = Library::open(path)?;
-        match Symbols::find(&lib, path) {
-            Ok(syms) => Ok(NativePlugin {
-                slot,
-                lib,
-                syms,
-                args,
-            }),
+        let buffer_size =
+            crate::image::get().map_or(crate::image::DEFAULT_BUFFER_SIZE, |i| i.buffer_size());
+        // The plugin's name in plugins.conf, as the log names plugins.
+        let name = crate::image::slot_name(slot);
+        let label = if name.is_empty() {
+            crate::program::label(path)
+        } else {
+            name.to_string()
+        };
+        // SAFETY: the runtime made the struct (`Image::runtime_args`) and
+        // only reads it; the plugin gets it only in `init`, after this.
+        let state_dir = unsafe { state_dir_of(args) };
+        let program = Symbols::find(&lib, path).and_then(|syms| {
+            Program::load(
+                &|n| lib.symbol(n),
+                buffer_size,
+                true,
+                state_dir.as_deref(),
+                &label,
+            )
+            .map(|p| (syms, p))
+            .map_err(|e| format!("{} is a PLC program that cannot run: {e}", path.display()))
+        });
+        match program {
+            Ok((syms, program)) => {
+                if let Some(p) = &program {
+                    log::info!("[{label}] {}", p.describe());
+                    if let Some(note) = p.period_note() {
+                        log::info!("[{label}] {note}");
+                    }
+                }
+                Ok(NativePlugin {
+                    slot,
+                    lib,
+                    syms,
+                    args,
+                    program: program.map(Box::new),
+                })
+            }
             Err(e) => {
                 lib.close();
                 Err(e)
@@ -240,6 +281,11 @@ impl NativePlugin {
     /// The plugin's callback slot.
     pub fn slot(&self) -> usize {
         self.slot
+    }
+
+    /// Its PLC program, if it is one.
+    pub fn program(&self) -> Option<&Program> {
+        self.program.as_deref()
     }
 
     /// A lifecycle call (`init`, `start_loop`, `stop_loop` or `cleanup`) that
@@ -259,8 +305,26 @@ impl NativePlugin {
     /// plugin that is stuck is never unloaded. The args struct stays (see
     /// `Image::native_args_for`).
     pub fn unload(self) {
+        // The program (pointers into the library) goes first.
+        drop(self.program);
         self.lib.close();
     }
+}
+
+/// The plugin state directory written into `args` (`None`: empty).
+///
+/// # Safety
+/// `args` must point at a live struct made by the runtime.
+unsafe fn state_dir_of(args: NonNull<RuntimeArgs>) -> Option<PathBuf> {
+    // SAFETY: the caller's promise; the field is a NUL-terminated buffer the
+    // runtime filled (`c_path`).
+    let raw = unsafe { std::ptr::addr_of!((*args.as_ptr()).plugin_state_dir).read() };
+    let bytes: Vec<u8> = raw
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    (!bytes.is_empty()).then(|| PathBuf::from(std::ffi::OsStr::from_bytes(&bytes)))
 }
 
 /// The args pointer, moved to the thread that runs `init`.
@@ -333,6 +397,10 @@ pub struct CycleHooks {
     /// Incremented when the scan thread enters and when it leaves a pass over
     /// the table: odd = inside. `remove` waits on it.
     pass: AtomicU64,
+    /// The PLC program the scan thread runs, and the slot of its plugin + 1
+    /// (0: none).
+    pub program: ProgramSlot,
+    program_owner: AtomicU64,
 }
 
 /// Which hook a pass calls.
@@ -349,6 +417,8 @@ impl Default for CycleHooks {
             end: [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_PLUGINS],
             max_ns: [const { AtomicU64::new(0) }; MAX_PLUGINS],
             pass: AtomicU64::new(0),
+            program: ProgramSlot::default(),
+            program_owner: AtomicU64::new(0),
         }
     }
 }
@@ -361,12 +431,23 @@ impl CycleHooks {
             s.store(ptr(plugin.syms.cycle_start), Ordering::SeqCst);
             e.store(ptr(plugin.syms.cycle_end), Ordering::SeqCst);
         }
+        if let Some(p) = plugin.program() {
+            self.program_owner
+                .store(plugin.slot as u64 + 1, Ordering::SeqCst);
+            self.program.add(p);
+        }
     }
 
     /// Stops calling the hooks of `slot` and waits until the scan thread is
     /// no longer inside any of them. `false` when a pass did not end within
     /// `budget` (a hook hangs): the plugin must then be treated as stuck.
     pub fn remove(&self, slot: usize, budget: Duration) -> bool {
+        if self.program_owner.load(Ordering::SeqCst) == slot as u64 + 1 {
+            self.program_owner.store(0, Ordering::SeqCst);
+            if !self.program.remove(budget) {
+                return false;
+            }
+        }
         let (Some(s), Some(e)) = (self.start.get(slot), self.end.get(slot)) else {
             return true;
         };
@@ -459,7 +540,7 @@ mod tests {
 
     #[test]
     fn missing_file_is_a_dlopen_error_naming_it() {
-        let e = check(Path::new("/nonexistent/plugin.so")).unwrap_err();
+        let e = check(Path::new("/nonexistent/plugin.so"), 1024).unwrap_err();
         assert!(e.starts_with("cannot load /nonexistent/plugin.so: "), "{e}");
     }
 }

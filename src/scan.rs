@@ -91,7 +91,9 @@ pub struct ScanStats {
     /// cycle, in ns. Part of the cycle time.
     pub hooks_max_ns: AtomicU64,
     hist: [AtomicU64; HIST_BUCKETS],
-    period_ns: u64,
+    /// The scan period; a PLC program loaded without `--scan-period` changes
+    /// it to the GCD of its task intervals.
+    period_ns: AtomicU64,
     /// Scan events that did not fit in the queue.
     events_dropped: AtomicU64,
 }
@@ -106,7 +108,7 @@ impl ScanStats {
             lateness_max_ns: AtomicU64::new(0),
             hooks_max_ns: AtomicU64::new(0),
             hist: [const { AtomicU64::new(0) }; HIST_BUCKETS],
-            period_ns,
+            period_ns: AtomicU64::new(period_ns),
             events_dropped: AtomicU64::new(0),
         }
     }
@@ -118,7 +120,7 @@ impl ScanStats {
 
     /// The scan period in ns (`base_tick_ns`).
     pub fn period_ns(&self) -> u64 {
-        self.period_ns
+        self.period_ns.load(Ordering::Relaxed)
     }
 
     fn record_lateness(&self, ns: u64) {
@@ -260,7 +262,7 @@ impl ScanThread {
 
 fn scan_loop(
     image: &'static Image,
-    period_ns: u64,
+    mut period_ns: u64,
     stop: &AtomicBool,
     stats: &ScanStats,
     hooks: &CycleHooks,
@@ -268,6 +270,9 @@ fn scan_loop(
 ) {
     let mut journal = JournalCursor::default();
     let mut deadline = monotonic_ns() + period_ns;
+    // Deadlines since start, missed ones included: a PLC program's tasks run
+    // on multiples of it.
+    let mut tick: u64 = 0;
     crate::alloc_probe::enter_steady_state();
     while !stop.load(Ordering::Relaxed) {
         sleep_until_ns(deadline);
@@ -284,6 +289,8 @@ fn scan_loop(
         let applied = image.lock_until(deadline + period_ns);
         if applied {
             image.apply_journal(&mut journal);
+            // The PLC program's due tasks: inputs in, tasks, outputs out.
+            hooks.program.run(image, tick, period_ns);
             image.unlock();
         } else {
             let holder = image.lock_hold().map_or(0, |(slot, _)| slot as u64 + 1);
@@ -298,11 +305,19 @@ fn scan_loop(
             stats.cycles.fetch_add(1, Ordering::Relaxed);
         }
 
+        // A program asked for another period: deadlines continue from here.
+        if let Some(p) = crate::program::program_period_ns().filter(|&p| p != period_ns) {
+            period_ns = p;
+            stats.period_ns.store(p, Ordering::Relaxed);
+        }
+        tick += 1;
         deadline += period_ns;
         if end >= deadline && !applied {
             // A skipped cycle waited for the lock until its end: counted as
             // skipped (above), not again as an overrun.
-            deadline += ((end - deadline) / period_ns + 1) * period_ns;
+            let missed = (end - deadline) / period_ns + 1;
+            tick += missed;
+            deadline += missed * period_ns;
         } else if end >= deadline {
             // Skip the deadlines already missed instead of running them back
             // to back; count them as overruns.
@@ -315,6 +330,7 @@ fn scan_loop(
                 took_ns: end - woke,
             };
             queue_event(events, &stats.events_dropped, event);
+            tick += missed;
             deadline += missed * period_ns;
         }
     }

@@ -37,7 +37,7 @@ pub use abi::{
     ABI_MAGIC, ABI_VERSION, CAPSULE_NAME, CONFIG_PATH_BUF, LogFn, LogStyle, RuntimeArgs,
     STATE_DIR_BUF,
 };
-pub use callbacks::{LogPrintf, on_stop_request, set_slot_name};
+pub use callbacks::{LogPrintf, on_stop_request, set_slot_name, slot_name};
 use figures::RingFigures;
 pub use figures::RingReport;
 use journal::Ring;

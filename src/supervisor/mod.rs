@@ -182,6 +182,11 @@ impl Supervisor {
         };
         let (worker_exits_tx, worker_exits) = mpsc::channel();
 
+        // What a PLC program's loading checks its tasks against and how often
+        // it saves its RETAIN variables.
+        crate::program::set_scan_period(opts.scan_period, opts.scan_period_given);
+        crate::program::set_save_period(opts.retain_period);
+
         // The scan thread starts before any plugin's init (journal writes made in
         // init or start_loop are applied at once, and the watchdog sees progress
         // during a long start-up). Native cycle hooks are therefore not a list fixed

@@ -49,7 +49,8 @@ impl Supervisor {
             } else {
                 format!(" ({})", failed.join(", "))
             },
-            stats.period_ns() / 1000,
+            // A program's period, which the scan thread takes up within a cycle.
+            crate::program::program_period_ns().unwrap_or_else(|| stats.period_ns()) / 1000,
             stats.cycles.load(Ordering::Relaxed),
             stats.overruns.load(Ordering::Relaxed),
             wait_max / 1000
@@ -66,6 +67,10 @@ impl Supervisor {
         {
             s.push_str("; ");
             s.push_str(&note);
+        }
+        if let Some(p) = self.scan.hooks().program.status() {
+            s.push_str("; ");
+            s.push_str(&p);
         }
         if let Some(r) = &self.last_reload {
             s.push_str("; ");
@@ -284,6 +289,16 @@ impl Supervisor {
         }
         if missed && let Some(note) = self.hooks_note() {
             log::warn!("scan: {note}");
+        }
+        for t in self.scan.hooks().program.take_new_overruns() {
+            log::warn!(
+                "program: task {} (every {}) overran {} time(s) (after {} run(s); longest run {} us): a run took longer than its interval or its cycle was late",
+                t.name,
+                crate::program::human_ns(t.interval_ns),
+                t.overruns,
+                t.runs,
+                t.max_ns / 1000
+            );
         }
         let now = [
             self.image.journal_overflows(),
