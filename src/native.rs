@@ -403,6 +403,14 @@ pub struct CycleHooks {
     program_owner: AtomicU64,
 }
 
+/// What [`CycleHooks::detach`] removed while the scan thread may still be
+/// inside it: the passes to wait for.
+#[derive(Debug, Clone, Copy)]
+pub struct Detached {
+    program: Option<u64>,
+    hooks: Option<u64>,
+}
+
 /// Which hook a pass calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -438,30 +446,45 @@ impl CycleHooks {
         }
     }
 
-    /// Stops calling the hooks of `slot` and waits until the scan thread is
-    /// no longer inside any of them. `false` when a pass did not end within
-    /// `budget` (a hook hangs): the plugin must then be treated as stuck.
-    pub fn remove(&self, slot: usize, budget: Duration) -> bool {
-        if self.program_owner.load(Ordering::SeqCst) == slot as u64 + 1 {
+    /// Stops calling the hooks (and the program) of `slot`; the scan thread
+    /// may still be inside them until [`CycleHooks::left`] says otherwise.
+    /// The supervisor waits for that while serving signals and the watchdog.
+    pub fn detach(&self, slot: usize) -> Detached {
+        let program = if self.program_owner.load(Ordering::SeqCst) == slot as u64 + 1 {
             self.program_owner.store(0, Ordering::SeqCst);
-            if !self.program.remove(budget) {
-                return false;
-            }
-        }
-        let (Some(s), Some(e)) = (self.start.get(slot), self.end.get(slot)) else {
-            return true;
+            self.program.detach()
+        } else {
+            None
         };
-        s.store(std::ptr::null_mut(), Ordering::SeqCst);
-        e.store(std::ptr::null_mut(), Ordering::SeqCst);
-        // SeqCst orders these stores before the load below and before the scan
-        // thread's next `pass` increment: a pass that starts after we saw an
-        // even count (or after the count moved on) reads the nulls.
-        let seen = self.pass.load(Ordering::SeqCst);
-        if seen.is_multiple_of(2) {
-            return true;
-        }
+        let hooks = match (self.start.get(slot), self.end.get(slot)) {
+            (Some(s), Some(e)) => {
+                s.store(std::ptr::null_mut(), Ordering::SeqCst);
+                e.store(std::ptr::null_mut(), Ordering::SeqCst);
+                // SeqCst orders these stores before the load below and before
+                // the scan thread's next `pass` increment: a pass that starts
+                // after we saw an even count (or after the count moved on)
+                // reads the nulls.
+                let seen = self.pass.load(Ordering::SeqCst);
+                (!seen.is_multiple_of(2)).then_some(seen)
+            }
+            _ => None,
+        };
+        Detached { program, hooks }
+    }
+
+    /// True once the scan thread is out of everything `detach` removed.
+    pub fn left(&self, d: &Detached) -> bool {
+        self.program.left(d.program)
+            && d.hooks
+                .is_none_or(|s| self.pass.load(Ordering::SeqCst) != s)
+    }
+
+    /// [`CycleHooks::detach`], then waits at most `budget` (sleeping) until
+    /// the scan thread has left. `false` when a hook or the program hangs.
+    pub fn remove(&self, slot: usize, budget: Duration) -> bool {
+        let d = self.detach(slot);
         let deadline = Instant::now() + budget;
-        while self.pass.load(Ordering::SeqCst) == seen {
+        while !self.left(&d) {
             if Instant::now() >= deadline {
                 return false;
             }

@@ -174,6 +174,8 @@ pub struct ScanThread {
     events: Consumer<'static, ScanEvent>,
     priority_error: Option<String>,
     handle: Option<JoinHandle<()>>,
+    /// Set by the thread when its loop has ended.
+    exited: Arc<AtomicBool>,
 }
 
 impl ScanThread {
@@ -200,14 +202,17 @@ impl ScanThread {
             Box::leak(Box::new(Queue::new()));
         let (mut producer, events) = queue.split();
         let (tx, rx) = std::sync::mpsc::channel();
+        let exited = Arc::new(AtomicBool::new(false));
         let handle = std::thread::Builder::new().name("plc-scan".into()).spawn({
             let stop = Arc::clone(&stop);
             let stats = Arc::clone(&stats);
             let hooks = Arc::clone(&hooks);
+            let exited = Arc::clone(&exited);
             move || {
                 let r = priority.map(crate::sys::set_current_thread_fifo);
                 let _ = tx.send(r.and_then(Result::err).map(|e| e.to_string()));
-                scan_loop(image, period_ns, &stop, &stats, &hooks, &mut producer)
+                scan_loop(image, period_ns, &stop, &stats, &hooks, &mut producer);
+                exited.store(true, Ordering::SeqCst);
             }
         })?;
         let priority_error = rx.recv().unwrap_or(None);
@@ -218,6 +223,7 @@ impl ScanThread {
             events,
             priority_error,
             handle: Some(handle),
+            exited,
         })
     }
 
@@ -237,8 +243,19 @@ impl ScanThread {
     }
 
     /// The native cycle hooks this thread calls.
-    pub fn hooks(&self) -> &CycleHooks {
+    pub fn hooks(&self) -> &Arc<CycleHooks> {
         &self.hooks
+    }
+
+    /// Asks the loop to stop after its current cycle, without waiting; the
+    /// flag from [`ScanThread::exited`] says when it has.
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Set once the loop has ended: for waits that serve the watchdog meanwhile.
+    pub fn exited(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.exited)
     }
 
     /// Stops the loop after its current cycle and waits for it. A scan thread

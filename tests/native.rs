@@ -480,3 +480,41 @@ fn a_segfaulting_native_plugin_ends_the_process_by_its_signal() {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(libc::SIGSEGV), "{}", rt.log_text());
 }
+
+#[test]
+fn waiting_for_a_hanging_cycle_hook_at_stop_still_serves_signals() {
+    // The supervisor waits for the scan thread to leave a stopping plugin's
+    // hooks while serving signals and the watchdog (it used to sleep for up
+    // to 2 s on its main thread): a second SIGTERM a second later leaves at
+    // once, naming what it waited for.
+    let dir = TempDir::new("native-hook-wait");
+    let so = recorder(&dir, "slow", &["-DCYCLE_END_US=20000000"]);
+    let rec = dir.join("slow.rec");
+    let conf = write_conf(dir.path(), &[native_line("slow", &so, Some(&rec))]);
+    let mut rt = Runtime::start(&conf, &["--log-target", "stderr", "--scan-priority", "0"]);
+    rt.wait_log("running:", Duration::from_secs(30));
+    // The first cycle_end has begun (it records only its first calls).
+    let end = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&rec)
+        .unwrap_or_default()
+        .contains("slow:cycle_start")
+    {
+        assert!(Instant::now() < end, "no cycle_start recorded");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    rt.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(1300));
+    rt.signal(libc::SIGTERM);
+    assert_eq!(
+        rt.wait_exit(Duration::from_secs(20)),
+        70,
+        "{}",
+        rt.log_text()
+    );
+    assert!(
+        rt.log_text()
+            .contains("second stop signal while [slow] cycle hooks' end() is still running"),
+        "{}",
+        rt.log_text()
+    );
+}

@@ -108,16 +108,26 @@ impl ProgramSlot {
             .store(std::ptr::from_ref(program).cast_mut(), Ordering::SeqCst);
     }
 
+    /// Stops running the program. Returns the pass the scan thread was in
+    /// (odd), which [`ProgramSlot::left`] waits for, or `None` when it was
+    /// outside the program already.
+    pub fn detach(&self) -> Option<u64> {
+        self.program.store(std::ptr::null_mut(), Ordering::SeqCst);
+        let seen = self.pass.load(Ordering::SeqCst);
+        (!seen.is_multiple_of(2)).then_some(seen)
+    }
+
+    /// True once the scan thread has left the pass `detach` returned.
+    pub fn left(&self, seen: Option<u64>) -> bool {
+        seen.is_none_or(|s| self.pass.load(Ordering::SeqCst) != s)
+    }
+
     /// Stops running the program and waits until the scan thread is out of
     /// it; `false` when it stayed inside for `budget` (the program hangs).
     pub fn remove(&self, budget: Duration) -> bool {
-        self.program.store(std::ptr::null_mut(), Ordering::SeqCst);
-        let seen = self.pass.load(Ordering::SeqCst);
-        if seen.is_multiple_of(2) {
-            return true;
-        }
+        let seen = self.detach();
         let deadline = Instant::now() + budget;
-        while self.pass.load(Ordering::SeqCst) == seen {
+        while !self.left(seen) {
             if Instant::now() >= deadline {
                 return false;
             }

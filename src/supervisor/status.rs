@@ -258,7 +258,7 @@ impl Supervisor {
     /// What native cycle hooks cost, for overrun reports: "native cycle hooks
     /// took up to N us in one cycle (slowest: [name] M us in one call)", or
     /// `None` while no hook has run.
-    fn hooks_note(&self) -> Option<String> {
+    pub(super) fn hooks_note(&self) -> Option<String> {
         let (index, call_ns) = self.scan.hooks().slowest()?;
         let name = self
             .slots

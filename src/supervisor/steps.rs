@@ -467,12 +467,23 @@ impl Supervisor {
         })
     }
 
-    /// Before a native plugin's `stop_loop`: its cycle hooks leave the scan
-    /// thread. `false` when the scan thread is stuck in one of them.
-    fn remove_hooks(&self, i: usize) -> bool {
-        match self.slots[i].state.runner() {
-            Some(Runner::Native(p)) => self.scan.hooks().remove(p.slot(), SCAN_STOP_BUDGET),
-            _ => true,
+    /// Before a native plugin's `stop_loop`: its cycle hooks (and its PLC
+    /// program) leave the scan thread. The wait serves signals and the
+    /// watchdog (no blocking wait on this thread). `false` when the scan
+    /// thread stays in one of them for `SCAN_STOP_BUDGET`.
+    fn remove_hooks(&mut self, i: usize) -> bool {
+        let Some(Runner::Native(p)) = self.slots[i].state.runner() else {
+            return true;
+        };
+        let hooks = Arc::clone(self.scan.hooks());
+        let detached = hooks.detach(p.slot());
+        let name = self.slots[i].name().to_string();
+        match self.serve_until(&name, "cycle hooks' end", SCAN_STOP_BUDGET, || {
+            hooks.left(&detached)
+        }) {
+            Budgeted::Done(()) => true,
+            Budgeted::Overran => false,
+            Budgeted::Abandon => abandon(&name, "cycle hooks' end"),
         }
     }
 
@@ -635,11 +646,8 @@ impl Supervisor {
                 log::warn!("[{}] did not stop cleanly", self.slots[i].name());
             }
         }
-        if scan && !self.scan.stop(SCAN_STOP_BUDGET) {
-            log::error!(
-                "the scan thread did not finish within {} s: a plugin is holding the image lock",
-                SCAN_STOP_BUDGET.as_secs()
-            );
+        if scan {
+            self.stop_scan();
         }
         for &i in order {
             match self.slots[i].state {
@@ -653,6 +661,38 @@ impl Supervisor {
                 State::Restarting(_) => self.slots[i].state = State::Unloaded,
                 _ => {}
             }
+        }
+    }
+}
+
+impl Supervisor {
+    /// Stops the scan thread: it ends after its current cycle, so the wait is
+    /// one period plus `SCAN_STOP_BUDGET`, serving signals and the watchdog.
+    /// The lock is waited for only until a cycle's end, so a thread that does
+    /// not end is inside a native cycle hook or the PLC program.
+    fn stop_scan(&mut self) {
+        self.scan.request_stop();
+        let exited = self.scan.exited();
+        let period_ns = crate::program::program_period_ns()
+            .unwrap_or(0)
+            .max(self.scan.stats().period_ns());
+        let budget = Duration::from_nanos(period_ns) + SCAN_STOP_BUDGET;
+        let r = self.serve_until("scan", "cycle's end", budget, || {
+            exited.load(std::sync::atomic::Ordering::SeqCst)
+        });
+        if matches!(r, Budgeted::Abandon) {
+            abandon("scan", "cycle's end");
+        }
+        if matches!(r, Budgeted::Overran) {
+            log::error!(
+                "the scan thread did not finish its cycle within {} ms: it is inside a native plugin's cycle hook or the PLC program{}",
+                budget.as_millis(),
+                self.hooks_note()
+                    .map_or(String::new(), |n| format!(" ({n})"))
+            );
+        } else {
+            // Joins the ended thread (or leaves one still running behind).
+            self.scan.stop(Duration::ZERO);
         }
     }
 }
