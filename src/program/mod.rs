@@ -18,6 +18,7 @@
 
 mod abi;
 mod bind;
+mod retain;
 mod slot;
 
 use std::cell::Cell;
@@ -30,6 +31,8 @@ use std::time::Duration;
 pub use abi::ABI_VERSION;
 use abi::{RunTaskFn, TaskTimeFn};
 use bind::Binding;
+use retain::Retain;
+pub use retain::{DEFAULT_SAVE_PERIOD, FILE_NAME as RETAIN_FILE, set_save_period};
 pub use slot::{ProgramSlot, TaskReport};
 
 use crate::image::Image;
@@ -46,6 +49,10 @@ static SCAN_PERIOD_NS: AtomicU64 = AtomicU64::new(20_000_000);
 static SCAN_PERIOD_GIVEN: AtomicBool = AtomicBool::new(false);
 /// A program is loaded (one at a time).
 static CLAIMED: AtomicBool = AtomicBool::new(false);
+/// The scan period the loaded program runs at, ns (0: no program yet). Set
+/// when it loads, so the scan thread switches to it within a cycle and the
+/// plugins loaded after it get it as their `base_tick_ns`.
+static PROGRAM_PERIOD_NS: AtomicU64 = AtomicU64::new(0);
 
 /// Tells program loading the runtime's scan period and whether the command
 /// line fixed it.
@@ -53,6 +60,11 @@ pub fn set_scan_period(period: Duration, given: bool) {
     let ns = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
     SCAN_PERIOD_NS.store(ns, Ordering::SeqCst);
     SCAN_PERIOD_GIVEN.store(given, Ordering::SeqCst);
+}
+
+/// The scan period a loaded program asked for, if any.
+pub fn program_period_ns() -> Option<u64> {
+    Some(PROGRAM_PERIOD_NS.load(Ordering::SeqCst)).filter(|&p| p > 0)
 }
 
 /// One task of a loaded program.
@@ -69,6 +81,8 @@ pub struct Program {
     tasks: Vec<Task>,
     bindings: Vec<Binding>,
     period_ns: u64,
+    /// Bytes of the RETAIN snapshot (0: none).
+    retain_size: usize,
     /// How the period was chosen, for the log.
     period_note: Option<String>,
     run_task: RunTaskFn,
@@ -77,6 +91,8 @@ pub struct Program {
     first_tick: Cell<Option<u64>>,
     last_rel: Cell<u64>,
     claimed: bool,
+    /// RETAIN store (dropped, saving once more, with the program).
+    retain: Option<Retain>,
 }
 
 // SAFETY: the bindings' raw pointers point into the plugin's library, which
@@ -104,12 +120,15 @@ impl Program {
     /// Reads and checks the program extension of a library whose symbols
     /// `lookup` finds, binding its variables against an image of
     /// `buffer_size` slots. `Ok(None)`: a plain native plugin. `claim`: this
-    /// becomes the runtime's program (a second one is refused); `check`
-    /// passes false.
+    /// becomes the runtime's program (a second one is refused) and its
+    /// RETAIN variables are restored from `state_dir`; `check` passes false.
+    /// `label` names the program in the log.
     pub fn load(
         lookup: &dyn Fn(&CStr) -> Option<NonNull<c_void>>,
         buffer_size: usize,
         claim: bool,
+        state_dir: Option<&Path>,
+        label: &str,
     ) -> Result<Option<Program>, String> {
         let Some(ext) = abi::read(lookup)? else {
             return Ok(None);
@@ -187,19 +206,31 @@ impl Program {
         }
         let located = bind::check(&ext.vars, buffer_size)?;
         let bindings = located.iter().map(Binding::new).collect();
-        if claim && CLAIMED.swap(true, Ordering::SeqCst) {
-            return Err("another program is already loaded: the runtime runs one program".into());
+        if claim {
+            if CLAIMED.swap(true, Ordering::SeqCst) {
+                return Err(
+                    "another program is already loaded: the runtime runs one program".into(),
+                );
+            }
+            PROGRAM_PERIOD_NS.store(period_ns, Ordering::SeqCst);
         }
+        let retain = if claim {
+            Retain::start(&ext, state_dir, period_ns, label)
+        } else {
+            None
+        };
         Ok(Some(Program {
             tasks,
             bindings,
             period_ns,
             period_note,
+            retain_size: ext.retain_size,
             run_task: ext.run_task,
             task_time: ext.task_time,
             first_tick: Cell::new(None),
             last_rel: Cell::new(0),
             claimed: claim,
+            retain,
         }))
     }
 
@@ -231,9 +262,10 @@ impl Program {
             .map(|t| format!("{} every {}", t.name, human_ns(t.interval_ns)))
             .collect();
         format!(
-            "PLC program (extension version {ABI_VERSION}): tasks {}; {} located variable(s)",
+            "PLC program (extension version {ABI_VERSION}): tasks {}; {} located variable(s); {} byte(s) of RETAIN variables",
             tasks.join(", "),
-            self.bindings.len()
+            self.bindings.len(),
+            self.retain_size
         )
     }
 
@@ -266,6 +298,10 @@ impl Program {
             }
         }
         self.last_rel.set(rel);
+        if let Some(r) = &self.retain {
+            // Snapshots what the last runs left (handed to the writer).
+            r.tick();
+        }
         if !self.tasks.iter().any(|t| rel.is_multiple_of(t.every)) {
             return;
         }
@@ -308,6 +344,78 @@ pub fn label(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::c_int;
+    use std::sync::Mutex;
+
+    /// Runs of each task of the test program, in call order.
+    static RUNS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+    extern "C" fn run_task(t: u32) -> c_int {
+        RUNS.lock().unwrap().push(t);
+        0
+    }
+    extern "C" fn task_time(_: u32) -> i64 {
+        0
+    }
+
+    /// Tasks of 10 and 15 ms at a 5 ms scan, without located variables.
+    fn program() -> Program {
+        let task = |name: &str, ms: u64| Task {
+            name: name.into(),
+            interval_ns: ms * 1_000_000,
+            every: ms / 5,
+        };
+        Program {
+            tasks: vec![task("T10", 10), task("T15", 15)],
+            bindings: Vec::new(),
+            period_ns: 5_000_000,
+            period_note: None,
+            retain_size: 0,
+            run_task,
+            task_time,
+            first_tick: Cell::new(None),
+            last_rel: Cell::new(0),
+            claimed: false,
+            retain: None,
+        }
+    }
+
+    #[test]
+    fn tasks_run_on_their_multiples_and_missed_runs_are_overruns() {
+        // 64 slots, as the other unit tests of this process install it.
+        let image = crate::image::install(64).unwrap();
+        let slot = ProgramSlot::default();
+        let p = program();
+        slot.add(&p);
+        // The scan starts at tick 100; the program's first cycle is its 0.
+        for tick in 100..=112 {
+            slot.run(image, tick, 5_000_000);
+        }
+        let runs = std::mem::take(&mut *RUNS.lock().unwrap());
+        assert_eq!(runs.iter().filter(|&&t| t == 0).count(), 7, "{runs:?}");
+        assert_eq!(runs.iter().filter(|&&t| t == 1).count(), 5, "{runs:?}");
+        // Cycle 0 runs both, in table order.
+        assert_eq!(runs[..2], [0, 1]);
+        // Ticks 113..=119 are skipped (a held lock, a late wake-up): T10
+        // misses 114, 116, 118; T15 misses 115, 118. 120 runs T10 only.
+        slot.run(image, 120, 5_000_000);
+        let report = slot.report();
+        assert_eq!((report[0].runs, report[0].overruns), (8, 3), "{report:?}");
+        assert_eq!((report[1].runs, report[1].overruns), (5, 2), "{report:?}");
+        // A scan at another period does not run the program.
+        slot.run(image, 122, 20_000_000);
+        assert_eq!(slot.report()[0].runs, 8);
+        assert!(
+            slot.status()
+                .unwrap()
+                .contains("T15 15 ms: 5 run(s), 2 overrun(s)")
+        );
+        assert_eq!(slot.take_new_overruns().len(), 2);
+        assert!(slot.take_new_overruns().is_empty());
+        assert!(slot.remove(Duration::from_millis(10)));
+        slot.run(image, 124, 5_000_000);
+        assert_eq!(slot.report()[0].runs, 8);
+    }
 
     #[test]
     fn human_times() {

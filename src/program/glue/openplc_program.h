@@ -79,9 +79,24 @@ OPENPLC_PROGRAM_EXPORT int64_t openplc_program_task_time_ns(uint32_t task);
 OPENPLC_PROGRAM_EXPORT uint32_t openplc_program_var_count(void);
 OPENPLC_PROGRAM_EXPORT const struct openplc_program_var *openplc_program_vars(void);
 
+/* Required. RETAIN: the program's retained variables as one snapshot of
+ * `openplc_program_retain_size()` bytes (0: none). The snapshot holds values
+ * only (no addresses): every scalar leaf the debugger tables list inside a
+ * RETAIN variable, in table order, each in the debugger's wire format.
+ * `openplc_program_retain_signature()` changes whenever the set of leaves or
+ * their types change (another program build), so a snapshot of another build
+ * is never restored. */
+OPENPLC_PROGRAM_EXPORT uint32_t openplc_program_retain_size(void);
+OPENPLC_PROGRAM_EXPORT uint64_t openplc_program_retain_signature(void);
+/* Writes the snapshot into buf; returns the bytes written, 0 if len is less
+ * than the size. Not while a task runs. */
+OPENPLC_PROGRAM_EXPORT uint32_t openplc_program_retain_save(uint8_t *buf, uint32_t len);
+/* Sets the retained variables from a snapshot of exactly the size; returns 0,
+ * or -1 for another length. Before the first task run. */
+OPENPLC_PROGRAM_EXPORT int openplc_program_retain_restore(const uint8_t *buf, uint32_t len);
+
 /* Reserved for version 2, not exported by version 1 builds: the debugger
- * provider (openplc_program_debug_*) and RETAIN access
- * (openplc_program_retain_*). */
+ * provider (openplc_program_debug_*). */
 
 #ifdef __cplusplus
 }
