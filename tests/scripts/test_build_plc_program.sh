@@ -56,6 +56,11 @@ run "$build" "$tmp/bad.st" -o "$tmp/bad"
 expect_rc "refuses a program STruC++ cannot compile" 1
 contains "STruC++'s error names the file and line" "$err" "bad.st:3:"
 
+printf 'PROGRAM P\n  VAR x : INT; END_VAR\n  x := x + 1;\nEND_PROGRAM\n' >"$tmp/noconf.st"
+run "$build" "$tmp/noconf.st" -o "$tmp/noconf"
+expect_rc "refuses a program without a CONFIGURATION" 1
+contains "says a CONFIGURATION is needed" "$err" "a program needs exactly one CONFIGURATION"
+
 run "$build" --target sparc "$project/examples/programs/counter.st"
 expect_rc "refuses an unknown target" 2
 
