@@ -5,7 +5,9 @@
 OPENPLC_TOPDIR = $(realpath $(BR2_EXTERNAL_OPENPLC_PATH)/..)
 OPENPLC_SCRIPTS_DIR = $(OPENPLC_TOPDIR)/scripts
 
-# The plugin package infrastructure first: the plugin packages use it.
+# The plugin and program package infrastructures first: the plugin and
+# program packages use them.
 include $(BR2_EXTERNAL_OPENPLC_PATH)/package/openplc-plugin/openplc-plugin.mk
-include $(sort $(filter-out %/openplc-plugin.mk,\
+include $(BR2_EXTERNAL_OPENPLC_PATH)/package/openplc-program/openplc-program.mk
+include $(sort $(filter-out %/openplc-plugin.mk %/openplc-program.mk,\
 	$(wildcard $(BR2_EXTERNAL_OPENPLC_PATH)/package/*/*.mk)))

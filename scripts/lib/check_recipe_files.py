@@ -71,7 +71,10 @@ def main():
     parser.add_argument("--env", required=True, help="the recipe's bitbake -e output")
     parser.add_argument("--map", action="append", default=[], metavar="FROM=TO",
                         help="show paths under FROM as under TO in messages")
+    parser.add_argument("--git", action="append", default=[], metavar="NAME=DIR",
+                        help="DIR holds what the git SRC_URI entry name=NAME fetches (its pinned commit)")
     args = parser.parse_args()
+    gits = dict(g.split("=", 1) for g in args.git if "=" in g)
     maps = [m.split("=", 1) for m in args.map if "=" in m]
 
     def shown(path):
@@ -91,6 +94,11 @@ def main():
     fetched = []
     for url in env.get("SRC_URI", "").split():
         scheme, path, params = decode(url)
+        if scheme == "git" and params.get("name") in gits:
+            # The git fetcher unpacks into UNPACKDIR/destsuffix.
+            dest = os.path.normpath(os.path.join(unpackdir, params.get("destsuffix", "git")))
+            fetched.append((dest, os.path.normpath(gits[params["name"]])))
+            continue
         if scheme != "file":
             continue
         if os.path.isabs(path):

@@ -12,6 +12,8 @@ virtio-serial port, and checks, printing the time of each step:
      plugins/opcua_server/certs made by tmpfiles) holds its certificate; an
      asyncua client in the guest reads ramp_writer's live %IW0 through it, and
      its write of %QW1 is read back over Modbus
+  1c. the PLC program examples/programs/io_demo (program_step.py): its
+     outputs, read over Modbus in the guest, change as it computes them
   2. reload: an operator drop-in adds a plugin on `systemctl reload`; a broken one
      leaves the running set as it was and STATUS= says why
   3. watchdog: a plugin holding the image lock gets the service killed and
@@ -38,6 +40,8 @@ import sys
 import threading
 import time
 
+import program_step
+
 UNIT = "openplc-runtime.service"
 TRIGGERS = "/run/openplc-test"
 DROPINS = "/var/lib/openplc/plugins.conf.d"
@@ -54,8 +58,10 @@ BOOT_PLUGINS = [
      r"\[opcua_server\] opcua_server: listening on opc\.tcp://127\.0\.0\.1:4840/"),
     ("ramp_writer", r"\[ramp_writer\] ramp_writer: loaded ", r"\[ramp_writer\] ramp_writer: writing "),
 ]
+#: The PLC programs the image runs (native: in the supervisor, never a worker).
+N_PROGRAMS = 1
 #: How many plugins run at boot, and after step 2's reload adds one.
-N_BOOT = len(BOOT_PLUGINS)
+N_BOOT = len(BOOT_PLUGINS) + N_PROGRAMS
 N_RELOADED = N_BOOT + 1
 #: The opcua_server example: its endpoint and namespace (its config.json), its
 #: venv's python (asyncua for the client), its writable path.
@@ -441,6 +447,11 @@ def run(opts, g, r):
             "client: %s\nmodbus: %r" % (res, back))
     done(r, "1b", t)
 
+    # ----------------------------------------------------------- step 1c
+    t = step(r, "1c", "the PLC program io_demo: its outputs over Modbus")
+    program_step.run(g, r, GUEST_TOOLS)
+    done(r, "1c", t)
+
     # ------------------------------------------------------------ step 2
     t = step(r, 2, "reload with drop-ins")
     main_pid = props["MainPID"]
@@ -522,7 +533,7 @@ def run(opts, g, r):
     old_worker = m.group(1) if m else None
     r.check("process isolation: %d worker processes forked by zygote %s, qemu_test's is pid %s"
             % (len(workers), zygote, old_worker),
-            zygote is not None and len(workers) == N_RELOADED and old_worker in workers,
+            zygote is not None and len(workers) == N_RELOADED - N_PROGRAMS and old_worker in workers,
             "zygote %s, workers of %s: %s" % (zygote, main_pid, workers))
     figures["rss_process"] = (g.hwm_kb(main_pid), [g.hwm_kb(w) for w in workers],
                               g.hwm_kb(zygote) if zygote else None)
@@ -541,7 +552,7 @@ def run(opts, g, r):
     r.check("process isolation: only that worker was replaced (other workers %s unchanged, "
             "same zygote)" % " ".join(others),
             all(w in workers_after for w in others) and old_worker not in workers_after
-            and len(workers_after) == N_RELOADED and zygote_after == zygote,
+            and len(workers_after) == N_RELOADED - N_PROGRAMS and zygote_after == zygote,
             "before %s %s, after %s %s" % (zygote, workers, zygote_after, workers_after))
     g.out("rm -f %s/crash" % TRIGGERS)
     done(r, 3, t)
@@ -602,6 +613,9 @@ def run(opts, g, r):
             "%d attempt(s))" % (len(armed), len(attempts)), armed and not attempts, "\n".join(attempts or lines[-20:]))
     rc, out, err = g.sh("openplc-runtime check", timeout=180)
     r.check("openplc-runtime check passes in the guest", rc == 0, out + err)
+    r.check("check: io_demo is a PLC program (native, its task and located variables)",
+            any(ln.startswith("io_demo: ok (native") and "PLC program" in ln for ln in (out + err).splitlines()),
+            out + err)
     r.info("check: " + " | ".join((out + err).strip().splitlines()[-3:]))
     done(r, 5, t)
 

@@ -3,7 +3,11 @@
     python3 -I -B modbus_read.py ir START COUNT        read input registers (FC 4)
     python3 -I -B modbus_read.py hr START COUNT        read holding registers (FC 3)
     python3 -I -B modbus_read.py di START COUNT        read discrete inputs (FC 2)
+    python3 -I -B modbus_read.py co START COUNT        read coils (FC 1)
     python3 -I -B modbus_read.py write-hr ADDR VALUE   write one holding register (FC 6)
+    python3 -I -B modbus_read.py multi KIND:START:COUNT...
+                                                       several reads back to back (KIND: ir, hr,
+                                                       di, co), a JSON list of their value lists
 
 Prints the values as a JSON list (the written value for write-hr); exits 1 with the
 reason on an exception response or a malformed reply. Unit id 1, the
@@ -59,10 +63,26 @@ def read_bits(port, function, start, count):
     return [(data[i // 8] >> (i % 8)) & 1 for i in range(count)]
 
 
+READS = {"ir": (read_registers, 4), "hr": (read_registers, 3), "di": (read_bits, 2), "co": (read_bits, 1)}
+
+
 def main(argv):
     port = 5020
     if len(argv) >= 2 and argv[0] == "--port":
         port, argv = int(argv[1]), argv[2:]
+    if argv[:1] == ["multi"] and len(argv) > 1:
+        try:
+            values = []
+            for spec in argv[1:]:
+                kind, start, count = spec.split(":")
+                fn, function = READS[kind]
+                values.append(fn(port, function, int(start), int(count)))
+        except (OSError, ValueError, KeyError) as exc:
+            print("modbus_read: multi %s on %s:%d: %s: %s"
+                  % (" ".join(argv[1:]), HOST, port, type(exc).__name__, exc), file=sys.stderr)
+            return 1
+        print(json.dumps(values))
+        return 0
     if len(argv) != 3:
         print(__doc__, file=sys.stderr)
         return 2
@@ -74,6 +94,8 @@ def main(argv):
             values = read_registers(port, 3, a, b)
         elif what == "di":
             values = read_bits(port, 2, a, b)
+        elif what == "co":
+            values = read_bits(port, 1, a, b)
         elif what == "write-hr":
             body = request(port, 6, struct.pack(">HH", a, b))
             values = [struct.unpack(">HH", body[:4])[1]]

@@ -7,7 +7,8 @@ scripts/build-target-venv built for the target, and checks the same outcomes
 as the host tests: tests/lifecycle.rs (order and capsule, exceptions, journal),
 tests/venvs.rs (conflict refusal, version mismatch), tests/isolation.rs
 (`--isolation process`: workers re-executed through binfmt_misc) and
-tests/native.rs (C plugins built with the cross compiler). The assertions
+tests/native.rs (C plugins built with the cross compiler), tests/program.rs
+(the example PLC program built for the target). The assertions
 mirror those tests on purpose; when one changes there, change it here.
 
 Host Python 3.7+, stdlib only. Prints one "PASS name" or "FAIL name" line per
@@ -668,6 +669,65 @@ def native_example(s):
     return "%%QW0 changed 5 times and %%QW1=4242 under image_lock; stopped after %s" % stopped
 
 
+# ---- a PLC program (tests/program.rs), built for the target.
+
+PLCIO = os.path.join(REPO, "tests", "fixtures", "plugins", "plcio", "plugin.py")
+IO_DEMO = os.path.join(REPO, "examples", "programs", "io_demo", "generated")
+
+
+def program_io_demo(s):
+    """examples/programs/io_demo from its committed STruC++ output, compiled by
+    scripts/build-plc-program --target ARCH (Debian's cross g++, the
+    firmware trees' compile code), run as a type-1 plugin under qemu-user:
+    its task computes the outputs from inputs a Python plugin writes through
+    the journal, and the plugin reads them back under image_lock."""
+    out = os.path.join(s.dir, "program")
+    cmd = [os.path.join(REPO, "scripts", "build-plc-program"), "--from-output", IO_DEMO, "--name", "io_demo",
+           "--target", s.spec["program_target"], "-o", out]
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    check(p.returncode == 0, "%s failed:\n%s" % (" ".join(cmd), p.stdout.decode(errors="replace")))
+    so = os.path.join(out, "libplc_io_demo.so")
+    record = os.path.join(s.dir, "plcio.log")
+    steps = [
+        # %QW10 counts task runs from the start: the task runs.
+        ["wait", "%QW10", ">=", 10],
+        ["write", "%IW0", 321], ["write", "%IX0.0", 1],
+        ["wait", "%QW12", "==", 642], ["wait", "%QX0.2", "==", 0], ["wait", "%QW11", "==", 1],
+        ["read", "%QX0.1"],
+        ["write", "%IW0", 600], ["wait", "%QX0.1", "==", 1], ["wait", "%QW12", "==", 1200],
+        ["write", "%IX0.0", 0], ["wait", "%QX0.2", "==", 1],
+        ["write", "%IX0.0", 1], ["wait", "%QW11", "==", 2],
+        ["read", "%QW10"],
+    ]
+    cfg = os.path.join(s.dir, "plcio.json")
+    with open(cfg, "w") as f:
+        json.dump({"record": record, "steps": steps}, f)
+    conf = s.conf([native_line("io_demo", so), "io,%s,1,0,%s," % (PLCIO, cfg)])
+    code, out_text, err = s.run(["check", "--config", conf])
+    check(code == 0, "check: exit %d\n%s%s" % (code, out_text, err))
+    s.start(conf, ["--scan-period", "10ms"])
+    s.wait_log("running: 2 plugin(s) running, 0 failed")
+
+    def lines():
+        try:
+            with open(record) as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
+    s.wait_until("plcio done", lambda: any(ln == "done" or ln.startswith("timeout") for ln in lines()), 60)
+    code = s.stop()
+    log = s.log()
+    got = lines()
+    check(got[-1:] == ["done"], "plcio: %r" % got, log)
+    check(code == 0, "exit %d" % code, log)
+    want = ["seen %QW12 642", "seen %QX0.2 0", "seen %QW11 1", "read %QX0.1 0", "seen %QX0.1 1",
+            "seen %QW12 1200", "seen %QX0.2 1", "seen %QW11 2"]
+    check(all(w in got for w in want), "plcio: %r, want %r" % (got, want), log)
+    runs = int(got[-2].split()[-1])
+    return ("libplc_io_demo.so (%d bytes) ran its 20 ms task %d times; %%QW12 = 2 x %%IW0, %%QX0.1 = "
+            "%%IW0 > 500, %%QX0.2 = NOT %%IX0.0, %%QW11 counted 2 rising edges" % (os.path.getsize(so), runs))
+
+
 SCENARIOS = [
     ("python-info", python_info),
     ("examples: check, run, SIGTERM", examples),
@@ -678,6 +738,7 @@ SCENARIOS = [
     ("version-mismatch refusal", mismatch),
     ("native: hook order with Python plugins", native_order),
     ("native: C example drives an output a probe reads", native_example),
+    ("program: io_demo built for the target, outputs from journal-written inputs", program_io_demo),
     ("process: conflicting versions, each in its worker", proc_conflict),
     ("process: journal across workers", proc_journal),
     ("process: worker crash holding image_lock", proc_crash),
@@ -706,6 +767,8 @@ def main():
                     help="leave out the scenarios whose name starts with PREFIX (e.g. process:)")
     ap.add_argument("--bin", required=True, help="the cross-built runtime (what a worker re-executes)")
     ap.add_argument("--cc", required=True, help="the target's C compiler (native plugins)")
+    ap.add_argument("--program-target", required=True, choices=["aarch64", "armv7"],
+                    help="scripts/build-plc-program --target for the PLC program scenario")
     ap.add_argument("--child-qemu-cpu", default="",
                     help="QEMU_CPU for the workers binfmt_misc starts (empty: none)")
     ap.add_argument("--qemu-version", default="qemu-user", help="for messages")

@@ -103,4 +103,32 @@ else
     skip "assert on real Buildroot output: run scripts/check-buildroot first ($real)"
 fi
 
+# The program package's checks (check_buildroot_program.py) on the last
+# run's real make output, spoiled: each must fail, naming what is wrong.
+real_program=$cache/make-output-program.txt
+strucpp=$(find "$cache/strucpp" -mindepth 2 -maxdepth 2 -type d -name 'strucpp-*' 2>/dev/null | head -n 1)
+if [[ -f $real_program && -n $strucpp && -f $cache/check-out/.config ]]; then
+    program_with() {
+        run "$python" "$project/scripts/lib/check_buildroot_program.py" --make-output "$1" \
+            --config "$cache/check-out/.config" --package openplc-program-io-demo --top "$project" --strucpp "$2"
+    }
+    program_with "$real_program" "$strucpp"
+    expect_rc "program: the last run's real output passes (compiled, staged, drop-in)" 0
+    sed -e "s/^OPENPLC_STRUCPP_VERSION='fb7980f/OPENPLC_STRUCPP_VERSION='0b7980f/" "$real_program" >"$tmp/rev.txt"
+    program_with "$tmp/rev.txt" "$strucpp"
+    contains "program: another STruC++ commit than the snapshot's fails" "$out" "not ok - openplc-strucpp pins the full commit"
+    cp -r -- "$strucpp" "$tmp/strucpp-fb7980f"
+    rm -- "$tmp/strucpp-fb7980f/src/runtime/include/iec_std_lib.hpp"
+    printf 'changed\n' >>"$tmp/strucpp-fb7980f/COPYING.RUNTIME"
+    program_with "$real_program" "$tmp/strucpp-fb7980f"
+    expect_rc "program: a STruC++ tree without the runtime headers fails" 1
+    contains "program: the changed licence file is named" "$out" "not ok - openplc-strucpp's .hash: COPYING.RUNTIME has the snapshot's sha256"
+    contains "program: the build fails, by name" "$out" "not ok - openplc-program-io-demo's BUILD_CMDS with aarch64-linux-gnu-g++"
+    sed -e "/^OPENPLC_PROGRAM_IO_DEMO_BUILD_CMDS=/,/^OPENPLC_PROGRAM_IO_DEMO_[A-Z_]*DEPENDENCIES=/s/-D_FORTIFY_SOURCE=[0-9]//" "$real_program" >"$tmp/flags.txt"
+    program_with "$tmp/flags.txt" "$strucpp"
+    contains "program: build commands without \$(TARGET_CXXFLAGS) fail" "$out" "not ok - openplc-program-io-demo's BUILD_CMDS compile with"
+else
+    skip "program package checks on real Buildroot output: run scripts/check-buildroot first ($real_program)"
+fi
+
 finish

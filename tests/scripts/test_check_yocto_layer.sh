@@ -78,4 +78,51 @@ run python3 "$files_helper" --env "$tmp/nosrc.env"
 expect_rc "a file:// entry not on FILESPATH fails" 1
 contains "and names it" "$err" "file://source"
 
+# A git entry (the program class's STruC++): its licence files are found in
+# the tree --git names; without one, nothing provides them.
+mkdir -p "$tmp/strucpp"
+printf 'exception text\n' >"$tmp/strucpp/COPYING.RUNTIME"
+lic_md5=$(md5sum <"$tmp/strucpp/COPYING.RUNTIME" | cut -d' ' -f1)
+sed -e "s#^SRC_URI=\"#SRC_URI=\"git://example.invalid/strucpp.git;protocol=https;branch=main;name=strucpp;destsuffix=demo-1.0/strucpp #" \
+    -e "s#^LIC_FILES_CHKSUM=\"#LIC_FILES_CHKSUM=\"file://strucpp/COPYING.RUNTIME;md5=$lic_md5 #" "$tmp/good.env" >"$tmp/git.env"
+run python3 "$files_helper" --env "$tmp/git.env" --git "strucpp=$tmp/strucpp"
+expect_rc "a licence file of a git entry, found in the --git tree" 0
+run python3 "$files_helper" --env "$tmp/git.env"
+expect_rc "without --git the git entry's licence file is not provided" 1
+contains "and names it" "$err" "no SRC_URI entry provides \${S}/strucpp/COPYING.RUNTIME"
+
+# run_program_tasks.py on the last check's real bitbake -e of the example
+# program recipe: passes, and fails (naming why) when the class's
+# install-plugin call loses --type 1 or the STruC++ tree lacks its headers.
+env_dump='' tree=''
+for dir in "${OPENPLC_CACHE:-$HOME/.cache/openplc-runtime}/yocto" /var/tmp/openplc-runtime-yocto; do
+    if [[ -f $dir/env/openplc-program-io-demo.env ]]; then
+        env_dump=$dir/env/openplc-program-io-demo.env
+        tree=$(find "$dir/strucpp" -mindepth 2 -maxdepth 2 -type d -name 'strucpp-*' 2>/dev/null | head -n 1)
+        break
+    fi
+done
+if [[ -n $env_dump && -n $tree ]] && command -v aarch64-linux-gnu-g++ >/dev/null; then
+    program_tasks() {
+        rm -rf -- "$tmp/w"
+        mkdir -p "$tmp/w"
+        run python3 "$project/scripts/lib/run_program_tasks.py" --env "$1" --workdir "$tmp/w" --repo "$project" \
+            --strucpp "$2" --programs "$project/examples/programs"
+    }
+    program_tasks "$env_dump" "$tree"
+    expect_rc "program class tasks: the real recipe compiles for aarch64 and stages its type-1 drop-in" 0
+    contains "it names the compiler and the drop-in" "$out" "libplc_io_demo.so for aarch64; drop-in: io_demo,"
+    sed -e '/^do_install() {$/,/^}$/s/--type 1//' "$env_dump" >"$tmp/type0.env"
+    program_tasks "$tmp/type0.env" "$tree"
+    expect_rc "a drop-in without type 1 fails" 1
+    contains "and shows the line" "$err" "drop-in usr/lib/openplc/plugins.conf.d/50-io_demo.conf holds"
+    cp -r -- "$tree" "$tmp/noheaders"
+    rm -- "$tmp/noheaders/src/runtime/include/iec_std_lib.hpp"
+    program_tasks "$env_dump" "$tmp/noheaders"
+    expect_rc "a STruC++ tree without the runtime headers fails do_compile" 1
+    contains "and says which task" "$err" "openplc-program-io-demo: do_compile failed"
+else
+    skip "program class tasks on a real bitbake -e: run scripts/check-yocto-layer first"
+fi
+
 finish

@@ -42,6 +42,13 @@ equals "every tests/qemu-system file installed into the image is in its key's in
     "$(comm -23 <(printf '%s\n' "$installed") <(printf '%s\n' "$hashed"))" ""
 contains "the guest's OPC UA client is installed" "$installed" "tests/qemu-system/opcua_read.py"
 contains "the examples are in the key's inputs" "$(grep '^inputs=(' "$make_image")" "examples/plugins"
+program_inputs=$(sed -n '/^program_inputs=(/,/)$/p' "$make_image")
+for input in examples/programs/io_demo/generated src/program/glue scripts/build-plc-program scripts/lib/plc_toolchain.sh; do
+    contains "the example program's $input is in the key's inputs" "$program_inputs" "$input"
+done
+# shellcheck disable=SC2016 # the literal text of the array expansion
+contains "the program's inputs are in the key" "$(sed -n '/^inputs=(/,/)$/p' "$make_image")" '"${program_inputs[@]}"'
+contains "test-qemu-system installs the STruC++ headers (install-deps --program)" "$(cat "$test_tier")" "--cross --program"
 contains "opcua_server goes in with its writable certs path" "$(sed -n '/^examples=(/,/)$/p' "$make_image")" \
     "opcua_server:config.json:certs"
 

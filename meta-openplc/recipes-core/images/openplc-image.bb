@@ -1,4 +1,4 @@
-SUMMARY = "A read-only systemd image running openplc-runtime with the example plugins"
+SUMMARY = "A read-only systemd image: openplc-runtime, example plugins and program"
 DESCRIPTION = "Boots to multi-user.target with openplc-runtime.service enabled; \
                plugins and their venvs are pre-built into the read-only root \
                filesystem."
@@ -18,6 +18,7 @@ IMAGE_INSTALL = "\
     openplc-runtime \
     openplc-plugin-ramp-writer \
     openplc-plugin-image-logger \
+    openplc-program-io-demo \
     ${CORE_IMAGE_EXTRA_INSTALL} \
 "
 
