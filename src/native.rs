@@ -206,6 +206,22 @@ impl SendArgs {
     }
 }
 
+/// A program just loaded: its RETAIN variables restored and its config file
+/// read (`Program::attach`), before it is started.
+fn attach_program(
+    program: Option<Program>,
+    args: NonNull<RuntimeArgs>,
+    path: &Path,
+) -> Result<Option<Program>, String> {
+    let Some(mut p) = program else {
+        return Ok(None);
+    };
+    // SAFETY: the struct was written before it was handed out and lives for
+    // the process; nothing writes it while the plugin is being loaded.
+    p.attach(unsafe { args.as_ref() }, &crate::program::label(path))?;
+    Ok(Some(p))
+}
+
 /// [`NativePlugin::load`] as a call that can run on another thread, so the
 /// supervisor can give it a time budget (`dlopen` runs the library's
 /// constructors, which are plugin code).
@@ -233,6 +249,7 @@ impl NativePlugin {
             crate::image::get().map_or(crate::image::DEFAULT_BUFFER_SIZE, |i| i.buffer_size());
         let program = Symbols::find(&lib, path).and_then(|syms| {
             Program::load(&|n| lib.symbol(n), buffer_size, true)
+                .and_then(|p| attach_program(p, args, path))
                 .map(|p| (syms, p))
                 .map_err(|e| format!("{} is a PLC program that cannot run: {e}", path.display()))
         });

@@ -18,7 +18,11 @@
 
 mod abi;
 mod bind;
+pub mod debug;
+mod ext2;
+pub mod retain;
 mod slot;
+mod v2;
 
 use std::cell::Cell;
 use std::ffi::{CStr, c_void};
@@ -77,6 +81,8 @@ pub struct Program {
     first_tick: Cell<Option<u64>>,
     last_rel: Cell<u64>,
     claimed: bool,
+    /// Version 2: debugger provider, RETAIN (`v2`).
+    v2: v2::V2,
 }
 
 // SAFETY: the bindings' raw pointers point into the plugin's library, which
@@ -190,6 +196,11 @@ impl Program {
         if claim && CLAIMED.swap(true, Ordering::SeqCst) {
             return Err("another program is already loaded: the runtime runs one program".into());
         }
+        let v2 = v2::V2::read(lookup, claim).inspect_err(|_| {
+            if claim {
+                CLAIMED.store(false, Ordering::SeqCst);
+            }
+        })?;
         Ok(Some(Program {
             tasks,
             bindings,
@@ -200,6 +211,7 @@ impl Program {
             first_tick: Cell::new(None),
             last_rel: Cell::new(0),
             claimed: claim,
+            v2,
         }))
     }
 
@@ -286,6 +298,7 @@ impl Program {
         for b in &self.bindings {
             b.copy_out(image);
         }
+        self.v2.after_tasks(rel);
     }
 }
 

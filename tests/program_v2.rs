@@ -1,0 +1,448 @@
+//! Version 2 of the program extension: OpenPLC's debugger interface over a
+//! loaded program's variables (forcing included) and RETAIN. Real STruC++
+//! (the snapshot `scripts/install-deps --program` builds), real g++, the real
+//! runtime binary, real signals; the program's I/O and its debugger are
+//! driven by Python plugins (tests/fixtures/plugins/plcio, plcdebug).
+//! Values are asserted in program terms (what the program computed), never
+//! in wall-clock time.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Builds `st` as `<dir>/<name>/libplc_<name>.so` (+ debug-map.json there).
+fn build(dir: &TempDir, name: &str, st: &str) -> PathBuf {
+    let out = dir.join(name);
+    let src = dir.join(&format!("{name}.st"));
+    std::fs::write(&src, st).unwrap();
+    let o = Command::new(repo().join("scripts/build-plc-program"))
+        .arg(&src)
+        .args(["--name", name, "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "build-plc-program {name} (STruC++ comes from scripts/install-deps --program): {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out.join(format!("libplc_{name}.so"))
+}
+
+/// A plugins.conf line for fixture plugin `plugin` named `id` running
+/// `steps`, with `extra` JSON fields.
+fn driver(dir: &TempDir, plugin: &str, id: &str, extra: &str, steps: &str) -> String {
+    let cfg = dir.join(&format!("{id}.json"));
+    let record = dir.join(&format!("{id}.log"));
+    let _ = std::fs::remove_file(&record);
+    std::fs::write(
+        &cfg,
+        format!(
+            "{{\"record\": {:?}, {extra} \"steps\": {steps}}}",
+            record.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    conf_line(id, &fixture_plugin(plugin), Some(&cfg), None)
+}
+
+/// The record of driver `id` so far.
+fn record_of(dir: &TempDir, id: &str) -> Vec<String> {
+    std::fs::read_to_string(dir.join(&format!("{id}.log")))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The record once it has a line starting with `prefix` ("done").
+fn wait_record(dir: &TempDir, id: &str, prefix: &str, rt: &mut Runtime) -> Vec<String> {
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let lines = record_of(dir, id);
+        if lines.iter().any(|l| l.starts_with(prefix)) {
+            return lines;
+        }
+        if let Some(l) = lines.iter().find(|l| l.starts_with("timeout")) {
+            panic!("{id}: {l}: {lines:?}\n{}", rt.log_text());
+        }
+        if let Ok(Some(st)) = rt.child.try_wait() {
+            panic!("runtime exited ({st}): {lines:?}\n{}", rt.log_text());
+        }
+        assert!(
+            Instant::now() < end,
+            "{id}: no {prefix:?}: {lines:?}\n{}",
+            rt.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The value on the line of `lines` starting with `prefix`.
+fn value(lines: &[String], prefix: &str) -> i64 {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} in {lines:?}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+const DEBUGGED: &str = "
+PROGRAM Dbg
+  VAR
+    step : INT := 1;
+    doubled AT %QW1 : INT;
+    limit : INT := 100;
+    capped AT %QW2 : INT;
+    name : STRING := 'pump';
+  END_VAR
+  step := 1;
+  doubled := step * 2;
+  capped := limit;
+END_PROGRAM
+
+CONFIGURATION Config0
+  VAR_GLOBAL
+    gcount : DINT := 41;
+  END_VAR
+  RESOURCE Res0 ON PLC
+    TASK Main(INTERVAL := T#10ms, PRIORITY := 1);
+    PROGRAM Inst0 WITH Main : Dbg;
+  END_RESOURCE
+END_CONFIGURATION
+";
+
+/// With a program loaded the debugger callbacks address its variables as
+/// OpenPLC does: the arrays and sizes of its debug tables, a variable read
+/// and written by its debug-map path, and forcing through debug_set pins a
+/// variable the program itself assigns, so what the program computes from it
+/// changes; unforcing gives it back to the program.
+#[test]
+fn debugger_reads_writes_and_forces_program_variables() {
+    let dir = TempDir::new("prog-debug");
+    let so = build(&dir, "dbg", DEBUGGED);
+    let map = so.with_file_name("debug-map.json");
+    let steps = r#"[["wait", "%QW1", "==", 2], ["arrays"],
+        ["size", "GCOUNT"], ["size", "INST0.STEP"], ["size", "INST0.NAME"],
+        ["dread", "GCOUNT"], ["dread", "INST0.LIMIT"],
+        ["dwrite", "INST0.LIMIT", 300], ["wait", "%QW2", "==", 300], ["dread", "INST0.LIMIT"],
+        ["dwrite", "INST0.STEP", 9], ["sleep", 0.1], ["read", "%QW1"],
+        ["force", "INST0.STEP", 7], ["wait", "%QW1", "==", 14], ["sleep", 0.1],
+        ["read", "%QW1"], ["dread", "INST0.STEP"],
+        ["dwrite", "INST0.STEP", 5], ["sleep", 0.1], ["read", "%QW1"],
+        ["unforce", "INST0.STEP"], ["wait", "%QW1", "==", 2],
+        ["force", "INST0.DOUBLED", 1234], ["wait", "%QW1", "==", 1234], ["sleep", 0.1],
+        ["read", "%QW1"], ["unforce", "INST0.DOUBLED"], ["wait", "%QW1", "==", 2]]"#;
+    let line = driver(
+        &dir,
+        "plcdebug",
+        "dbgio",
+        &format!("\"map\": {map:?},"),
+        steps,
+    );
+    let conf = write_conf(dir.path(), &[native_line("prog", &so, None), line]);
+    let mut rt = Runtime::start(&conf, &["--scan-priority", "0"]);
+    let rec = wait_record(&dir, "dbgio", "done", &mut rt);
+    rt.stop_ok();
+    // The program's tables: globals first, then its one instance.
+    let m: String = std::fs::read_to_string(&map).unwrap();
+    assert!(m.contains("\"path\": \"GCOUNT\""), "{m}");
+    assert_eq!(
+        rec.iter()
+            .find(|l| l.starts_with("arrays"))
+            .map(String::as_str),
+        Some("arrays 2 1 5"),
+        "{rec:?}"
+    );
+    assert!(rec.contains(&"size GCOUNT 4".to_string()), "{rec:?}");
+    assert!(rec.contains(&"size INST0.STEP 2".to_string()), "{rec:?}");
+    assert!(rec.contains(&"size INST0.NAME 127".to_string()), "{rec:?}");
+    assert_eq!(value(&rec, "dread GCOUNT "), 41, "{rec:?}");
+    assert_eq!(value(&rec, "dread INST0.LIMIT "), 100, "{rec:?}");
+    // A soft write of a variable the program does not assign sticks...
+    assert!(
+        rec.contains(&"dwrite INST0.LIMIT 300 -> 126".to_string()),
+        "{rec:?}"
+    );
+    assert!(
+        rec.contains(&"dread INST0.LIMIT 300".to_string()),
+        "{rec:?}"
+    );
+    // ...one it assigns every run is overwritten by the program (OpenPLC's
+    // soft write), so STEP stays 1 and DOUBLED 2.
+    assert!(
+        rec.contains(&"dwrite INST0.STEP 9 -> 126".to_string()),
+        "{rec:?}"
+    );
+    let reads: Vec<&String> = rec.iter().filter(|l| l.starts_with("read %QW1")).collect();
+    assert_eq!(reads.len(), 4, "{rec:?}");
+    assert_eq!(reads[0], "read %QW1 2", "{rec:?}");
+    // Forced, STEP holds 7 against the program's `step := 1`, and a soft
+    // write does not move it.
+    assert!(
+        rec.contains(&"force INST0.STEP 7 -> 126".to_string()),
+        "{rec:?}"
+    );
+    assert_eq!(reads[1], "read %QW1 14", "{rec:?}");
+    assert!(rec.contains(&"dread INST0.STEP 7".to_string()), "{rec:?}");
+    assert_eq!(reads[2], "read %QW1 14", "{rec:?}");
+    assert!(
+        rec.contains(&"unforce INST0.STEP -> 126".to_string()),
+        "{rec:?}"
+    );
+    // A forced located output reaches the image.
+    assert!(
+        rec.contains(&"force INST0.DOUBLED 1234 -> 126".to_string()),
+        "{rec:?}"
+    );
+    assert!(rec.contains(&"seen %QW1 1234".to_string()), "{rec:?}");
+    assert_eq!(reads[3], "read %QW1 1234", "{rec:?}");
+    assert_eq!(rec.last().map(String::as_str), Some("done"), "{rec:?}");
+}
+
+/// A program built for version 1 of the extension (or a half-built version
+/// 2) is refused by `check` with what to do.
+#[test]
+fn a_version_1_program_is_refused_with_rebuild_advice() {
+    let dir = TempDir::new("prog-v1");
+    let src = dir.join("v1.c");
+    std::fs::write(
+        &src,
+        r#"#include <stdint.h>
+int init(void *a) { (void)a; return 0; }
+uint32_t openplc_program_abi(void) { return ABI; }
+struct task { const char *name; uint64_t interval_ns; };
+static const struct task MAIN = {"MAIN", 10000000};
+uint32_t openplc_program_task_count(void) { return 1; }
+const void *openplc_program_tasks(void) { return &MAIN; }
+int openplc_program_run_task(uint32_t t) { (void)t; return 0; }
+int64_t openplc_program_task_time_ns(uint32_t t) { (void)t; return 0; }
+uint32_t openplc_program_var_count(void) { return 0; }
+const void *openplc_program_vars(void) { return 0; }
+"#,
+    )
+    .unwrap();
+    for (abi, want) in [
+        (
+            "1",
+            "version 1, this runtime speaks version 2: rebuild the program with this runtime's scripts/build-plc-program",
+        ),
+        (
+            "2",
+            "does not export openplc_program_build_id, openplc_program_debug_array_count",
+        ),
+    ] {
+        let so = build_native(
+            &src,
+            &dir.join(&format!("libplc_v{abi}.so")),
+            &[&format!("-DABI={abi}")],
+        );
+        let conf = write_conf(dir.path(), &[native_line("prog", &so, None)]);
+        let (code, out, err) = runtime(&["check"], &conf);
+        assert_ne!(code, 0, "{out}{err}");
+        assert!(
+            format!("{out}{err}").contains(want),
+            "ABI {abi}: {out}{err}"
+        );
+    }
+}
+
+/// A program with one RETAIN counter: TOTAL grows by 3 per run from 7, so
+/// every value it takes is 1 mod 3; %QD1 shows the value TOTAL had before the
+/// first run of this start (RUNS is not retained), which is 7 unless it was
+/// restored.
+const KEEPER: &str = "
+PROGRAM Keeper
+  VAR RETAIN
+    total : DINT := 7;
+  END_VAR
+  VAR
+    runs : DINT := 0;
+    now AT %QD0 : DINT;
+    start AT %QD1 : DINT;
+  END_VAR
+  total := total + 3;
+  runs := runs + 1;
+  now := total;
+  start := total - 3 * runs;
+END_PROGRAM
+
+CONFIGURATION Config0
+  RESOURCE Res0 ON PLC
+    TASK Main(INTERVAL := T#10ms, PRIORITY := 1);
+    PROGRAM Inst0 WITH Main : Keeper;
+  END_RESOURCE
+END_CONFIGURATION
+";
+
+struct Keeper {
+    dir: TempDir,
+    so: PathBuf,
+    state: PathBuf,
+    config: PathBuf,
+}
+
+impl Keeper {
+    fn new(tag: &str, st: &str) -> Keeper {
+        let dir = TempDir::new(tag);
+        let so = build(&dir, "keeper", st);
+        let state = dir.join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        let config = dir.join("keeper.conf");
+        std::fs::write(&config, "# save every 100 ms\nretain_period_ms = 100\n").unwrap();
+        Keeper {
+            dir,
+            so,
+            state,
+            config,
+        }
+    }
+
+    fn file(&self) -> PathBuf {
+        self.state.join("plugins/prog/retain.bin")
+    }
+
+    /// Starts the runtime with the program and a plcio driver running `steps`.
+    fn start(&self, steps: &str) -> Runtime {
+        let io = driver(&self.dir, "plcio", "io", "", steps);
+        let conf = write_conf(
+            self.dir.path(),
+            &[native_line("prog", &self.so, Some(&self.config)), io],
+        );
+        Runtime::start_with(
+            &conf,
+            &["--scan-priority", "0", "--log-level", "debug"],
+            |c| {
+                c.env("STATE_DIRECTORY", &self.state);
+            },
+        )
+    }
+
+    /// A start that reads where TOTAL started and where it is; stops with
+    /// SIGTERM. Returns (start, now, log).
+    fn run_once(&self) -> (i64, i64, String) {
+        let mut rt = self.start(r#"[["wait", "%QD0", ">=", 1], ["read", "%QD1"], ["wait", "%QD0", ">=", 1], ["read", "%QD0"]]"#);
+        let rec = wait_record(&self.dir, "io", "done", &mut rt);
+        rt.stop_ok();
+        (
+            value(&rec, "read %QD1 "),
+            value(&rec, "read %QD0 "),
+            rt.log_text(),
+        )
+    }
+}
+
+fn warnings_naming(log: &str, file: &Path) -> usize {
+    let f = file.display().to_string();
+    log.lines()
+        .filter(|l| l.contains("RETAIN file") && l.contains(&f) && l.contains("initial values"))
+        .count()
+}
+
+/// RETAIN survives a SIGTERM: the stop save holds the last value, the next
+/// start begins from it.
+#[test]
+fn retain_survives_sigterm() {
+    let k = Keeper::new("prog-retain-term", KEEPER);
+    let (start1, now1, log1) = k.run_once();
+    assert_eq!(start1, 7, "first start from the initial value\n{log1}");
+    assert!(log1.contains("no RETAIN file"), "{log1}");
+    assert!(
+        log1.contains("saved 1 RETAIN variable(s) to") && log1.contains("on stop"),
+        "{log1}"
+    );
+    let (start2, now2, log2) = k.run_once();
+    assert!(
+        log2.contains("restored 1 RETAIN variable(s) from"),
+        "{log2}"
+    );
+    assert!(
+        start2 >= now1,
+        "restored {start2}, but TOTAL had reached {now1} before the stop\n{log2}"
+    );
+    assert_eq!(
+        start2.rem_euclid(3),
+        1,
+        "restored {start2}: not a value TOTAL ever had"
+    );
+    assert!(now2 > start2);
+}
+
+/// RETAIN survives a SIGKILL: the last periodic save, taken after a value the
+/// test read, is restored.
+#[test]
+fn retain_survives_sigkill_with_the_last_periodic_save() {
+    let k = Keeper::new("prog-retain-kill", KEEPER);
+    let mut rt = k.start(r#"[["wait", "%QD0", ">=", 100], ["read", "%QD0"]]"#);
+    let rec = wait_record(&k.dir, "io", "done", &mut rt);
+    let seen = value(&rec, "read %QD0 ");
+    // Saves logged from now on; the third after this point was snapshotted
+    // after the read (a snapshot waits for the writer to take the previous).
+    let saves = |log: &str| log.lines().filter(|l| l.contains("RETAIN save ")).count();
+    let base = saves(&rt.log_text());
+    let end = Instant::now() + Duration::from_secs(30);
+    while saves(&rt.log_text()) < base + 3 {
+        assert!(
+            Instant::now() < end,
+            "no periodic saves:\n{}",
+            rt.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    rt.signal(libc::SIGKILL);
+    rt.wait_exit(Duration::from_secs(10));
+    assert!(
+        !rt.log_text().contains("RETAIN variable(s) to"),
+        "{}",
+        rt.log_text()
+    );
+    let (start, _, log) = k.run_once();
+    assert!(log.contains("restored 1 RETAIN variable(s) from"), "{log}");
+    assert!(
+        start >= seen,
+        "restored {start}, below {seen} read before 3 later saves\n{log}"
+    );
+    assert_eq!(
+        start.rem_euclid(3),
+        1,
+        "restored {start}: not a value TOTAL ever had"
+    );
+}
+
+/// A corrupt retain file, or one from another build of the program, gives
+/// the initial values and one warning naming the file; the next stop
+/// replaces it with a good one.
+#[test]
+fn corrupt_or_foreign_retain_file_gives_initial_values_and_one_warning() {
+    let k = Keeper::new("prog-retain-bad", KEEPER);
+    let file = k.file();
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, b"OPLCRET1 this is not a retain file at all").unwrap();
+    let (start, _, log) = k.run_once();
+    assert_eq!(start, 7, "{log}");
+    assert_eq!(warnings_naming(&log, &file), 1, "{log}");
+    assert!(log.contains("corrupt"), "{log}");
+    // Now a good file exists: flip one value byte.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let n = bytes.len();
+    bytes[n - 9] ^= 1;
+    std::fs::write(&file, &bytes).unwrap();
+    let (start, _, log) = k.run_once();
+    assert_eq!(start, 7, "{log}");
+    assert_eq!(warnings_naming(&log, &file), 1, "{log}");
+    // Another build (same variables, another initial value) writes the file.
+    let other = Keeper::new("prog-retain-other", &KEEPER.replace(":= 7;", ":= 10;"));
+    let (s_other, _, _) = other.run_once();
+    assert_eq!(s_other, 10);
+    std::fs::copy(other.file(), &file).unwrap();
+    let (start, _, log) = k.run_once();
+    assert_eq!(start, 7, "the other build's value was restored\n{log}");
+    assert_eq!(warnings_naming(&log, &file), 1, "{log}");
+    assert!(log.contains("another build of the program"), "{log}");
+}
