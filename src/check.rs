@@ -89,7 +89,7 @@ pub fn check(opts: &Options, out: &mut dyn Write) -> Result<(), Error> {
             // dlopen(RTLD_NOW) resolves every symbol, so a library missing on
             // the board is found here; no plugin function is called (a PLC
             // program's extension only reports its tables).
-            match native::check(&p.entry.path) {
+            match native::check(&p.entry.path, opts.buffer_size) {
                 Ok(symbols) => {
                     let _ = writeln!(out, "{name}: ok (native, {symbols}), {at}");
                 }

@@ -42,7 +42,8 @@ OPTIONS:
                            pre-started interpreter with common stdlib modules
                            loaded (fast, pages shared); exec: start each
                            worker as a new process [default: zygote]
-    --scan-period TIME     scan period, e.g. 20ms, 500us [default: 20ms]
+    --scan-period TIME     scan period, e.g. 20ms, 500us [default: 20ms; with a
+                           PLC program, the GCD of its task intervals]
     --scan-priority N      SCHED_FIFO priority of the scan thread, 1-99, or 0
                            for normal scheduling [default: 40]
     --buffer-size N        slots per image table [default: 1024]

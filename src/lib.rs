@@ -16,7 +16,9 @@
 //!   `systemd` (notify, watchdog);
 //! - `debugger` (OpenPLC's `debug_*` callbacks over the image), `python`
 //!   (the embedded interpreter; all pyo3 code), `native` (type 1
-//!   plugins: dlopen, their lifecycle calls and cycle hooks);
+//!   plugins: dlopen, their lifecycle calls and cycle hooks), `program` (a
+//!   PLC program inside a native plugin: its extension, located variables,
+//!   tasks on the scan thread);
 //! - `worker` (process isolation: a plugin in a process of its own),
 //!   `zygote` (the pre-initialised interpreter workers are forked from),
 //!   `scan` (the scan thread);

@@ -150,15 +150,15 @@ impl Symbols {
 }
 
 /// What `check` does for a native plugin: load it and look up its symbols,
-/// calling none of them (the library's constructors do run). Returns the
-/// symbols found, e.g. "init, start_loop, cycle_end".
-pub fn check(path: &Path) -> Result<String, String> {
+/// calling none of them (the library's constructors do run; a PLC program's
+/// extension reports its tables). Returns the symbols found, e.g. "init,
+/// start_loop, cycle_end", and what the program is.
+pub fn check(path: &Path, buffer_size: usize) -> Result<String, String> {
     let lib = Library::open(path)?;
     let found = Symbols::find(&lib, path).and_then(|_| {
-        // The program's tables, bound against a default-sized image.
-        let program =
-            Program::load(&|n| lib.symbol(n), crate::image::DEFAULT_BUFFER_SIZE, false)
-                .map_err(|e| format!("{} is a PLC program that cannot run: {e}", path.display()))?;
+        // A program's tables, checked against an image of `buffer_size`.
+        let program = Program::load(&|n| lib.symbol(n), buffer_size, false)
+            .map_err(|e| format!("{} is a PLC program that cannot run: {e}", path.display()))?;
         Ok(std::iter::once("init")
             .chain(
                 OPTIONAL
@@ -522,7 +522,7 @@ mod tests {
 
     #[test]
     fn missing_file_is_a_dlopen_error_naming_it() {
-        let e = check(Path::new("/nonexistent/plugin.so")).unwrap_err();
+        let e = check(Path::new("/nonexistent/plugin.so"), 1024).unwrap_err();
         assert!(e.starts_with("cannot load /nonexistent/plugin.so: "), "{e}");
     }
 }

@@ -306,7 +306,7 @@ fn scan_loop(
         }
 
         // A program asked for another period: deadlines continue from here.
-        if let Some(p) = hooks.program.period_ns().filter(|&p| p != period_ns) {
+        if let Some(p) = crate::program::program_period_ns().filter(|&p| p != period_ns) {
             period_ns = p;
             stats.period_ns.store(p, Ordering::Relaxed);
         }

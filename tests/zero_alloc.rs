@@ -1,7 +1,9 @@
 //! Proof that the scan loop performs no heap allocation after start-up: the
 //! whole runtime runs in this process under a counting global allocator, with
 //! real Python plugins hammering the journal and the image lock and a native
-//! plugin's cycle hooks (the C example) running on the scan thread, and every
+//! plugin's cycle hooks (the C example) and a PLC program (Structured Text
+//! built by scripts/build-plc-program: copy-in, two tasks, copy-out) running
+//! on the scan thread, and every
 //! allocation made on the scan thread after it entered its steady state is
 //! counted. Then OpenPLC's debugger callbacks (debug_read, debug_write, …),
 //! which plugins call from their own threads, are called on a thread in the
@@ -24,13 +26,19 @@ static ALLOC: CountingAlloc = CountingAlloc;
 fn the_scan_loop_never_allocates_after_start() {
     let dir = TempDir::new("zeroalloc");
     let conf = hammer_conf(&dir, 4, 3);
+    let program = build_program(&dir);
+    let mut lines = std::fs::read_to_string(&conf).unwrap();
+    lines.push_str(&native_line("program", &program, None));
+    lines.push('\n');
+    std::fs::write(&conf, lines).unwrap();
     let opts = Options {
         config: conf,
         scan_period: Duration::from_millis(1),
+        scan_period_given: true,
         ..Options::default()
     };
     let report = supervisor::run(&opts).expect("run");
-    assert_eq!(report.plugins_started, 6, "{report:?}");
+    assert_eq!(report.plugins_started, 7, "{report:?}");
     assert_eq!(report.stopped_by, "request_plc_stop");
     // Enough cycles and journal traffic for the proof to mean something.
     assert!(report.cycles >= 1000, "{report:?}");
@@ -39,12 +47,73 @@ fn the_scan_loop_never_allocates_after_start() {
     // example counts %QW0 up once per cycle_end.
     let counted = image::get().unwrap().read(Table::IntOut, 0, 0).unwrap();
     assert!(counted >= 1000, "{counted} hook cycles; {report:?}");
+    // The program's tasks ran (every 1 ms and every 2 ms), copying the
+    // hammered %IW0 through and counting their runs.
+    let fast = image::get().unwrap().read(Table::DintOut, 9, 0).unwrap();
+    let slow = image::get().unwrap().read(Table::DintOut, 10, 0).unwrap();
+    assert!(
+        fast >= 1000 && slow >= 500,
+        "{fast} and {slow} task runs; {report:?}"
+    );
     assert_eq!(
         alloc_probe::steady_state_allocations(),
         0,
         "the scan thread allocated after start-up ({report:?})"
     );
     debugger_calls_never_allocate();
+}
+
+/// A program with two tasks (1 ms, 2 ms) and located variables of several
+/// sizes, built with the real STruC++ and g++.
+fn build_program(dir: &TempDir) -> std::path::PathBuf {
+    let src = dir.join("alloc.st");
+    std::fs::write(
+        &src,
+        "PROGRAM Fast
+  VAR
+    iw AT %IW0 : INT;
+    qw AT %QW9 : INT;
+    ix AT %IX0.1 : BOOL;
+    mx AT %MX0.1 : BOOL;
+    t : TON;
+    runs AT %QD9 : DINT;
+  END_VAR
+  qw := iw;
+  mx := ix;
+  t(IN := NOT t.Q, PT := T#5ms);
+  runs := runs + 1;
+END_PROGRAM
+PROGRAM Slow
+  VAR
+    runs AT %QD10 : DINT;
+    ml AT %ML3 : LINT;
+  END_VAR
+  runs := runs + 1;
+  ml := ml + 2;
+END_PROGRAM
+CONFIGURATION C
+  RESOURCE R ON PLC
+    TASK T1(INTERVAL := T#1ms, PRIORITY := 1);
+    TASK T2(INTERVAL := T#2ms, PRIORITY := 2);
+    PROGRAM F WITH T1 : Fast;
+    PROGRAM S WITH T2 : Slow;
+  END_RESOURCE
+END_CONFIGURATION
+",
+    )
+    .unwrap();
+    let out = std::process::Command::new(repo().join("scripts/build-plc-program"))
+        .arg(&src)
+        .arg("-o")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "build-plc-program: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.join("libplc_alloc.so")
 }
 
 /// Every debugger callback, through the runtime-args struct a plugin gets, on

@@ -50,6 +50,10 @@ static SCAN_PERIOD_NS: AtomicU64 = AtomicU64::new(20_000_000);
 static SCAN_PERIOD_GIVEN: AtomicBool = AtomicBool::new(false);
 /// A program is loaded (one at a time).
 static CLAIMED: AtomicBool = AtomicBool::new(false);
+/// The scan period the loaded program runs at, ns (0: no program yet). Set
+/// when it loads, so the scan thread switches to it within a cycle and the
+/// plugins loaded after it get it as their `base_tick_ns`.
+static PROGRAM_PERIOD_NS: AtomicU64 = AtomicU64::new(0);
 
 /// Tells program loading the runtime's scan period and whether the command
 /// line fixed it.
@@ -57,6 +61,11 @@ pub fn set_scan_period(period: Duration, given: bool) {
     let ns = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
     SCAN_PERIOD_NS.store(ns, Ordering::SeqCst);
     SCAN_PERIOD_GIVEN.store(given, Ordering::SeqCst);
+}
+
+/// The scan period a loaded program asked for, if any.
+pub fn program_period_ns() -> Option<u64> {
+    Some(PROGRAM_PERIOD_NS.load(Ordering::SeqCst)).filter(|&p| p > 0)
 }
 
 /// One task of a loaded program.
@@ -193,8 +202,13 @@ impl Program {
         }
         let located = bind::check(&ext.vars, buffer_size)?;
         let bindings = located.iter().map(Binding::new).collect();
-        if claim && CLAIMED.swap(true, Ordering::SeqCst) {
-            return Err("another program is already loaded: the runtime runs one program".into());
+        if claim {
+            if CLAIMED.swap(true, Ordering::SeqCst) {
+                return Err(
+                    "another program is already loaded: the runtime runs one program".into(),
+                );
+            }
+            PROGRAM_PERIOD_NS.store(period_ns, Ordering::SeqCst);
         }
         let v2 = v2::V2::read(lookup, claim).inspect_err(|_| {
             if claim {
@@ -321,6 +335,76 @@ pub fn label(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::c_int;
+    use std::sync::Mutex;
+
+    /// Runs of each task of the test program, in call order.
+    static RUNS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+    extern "C" fn run_task(t: u32) -> c_int {
+        RUNS.lock().unwrap().push(t);
+        0
+    }
+    extern "C" fn task_time(_: u32) -> i64 {
+        0
+    }
+
+    /// Tasks of 10 and 15 ms at a 5 ms scan, without located variables.
+    fn program() -> Program {
+        let task = |name: &str, ms: u64| Task {
+            name: name.into(),
+            interval_ns: ms * 1_000_000,
+            every: ms / 5,
+        };
+        Program {
+            tasks: vec![task("T10", 10), task("T15", 15)],
+            bindings: Vec::new(),
+            period_ns: 5_000_000,
+            period_note: None,
+            run_task,
+            task_time,
+            first_tick: Cell::new(None),
+            last_rel: Cell::new(0),
+            claimed: false,
+        }
+    }
+
+    #[test]
+    fn tasks_run_on_their_multiples_and_missed_runs_are_overruns() {
+        // 64 slots, as the other unit tests of this process install it.
+        let image = crate::image::install(64).unwrap();
+        let slot = ProgramSlot::default();
+        let p = program();
+        slot.add(&p);
+        // The scan starts at tick 100; the program's first cycle is its 0.
+        for tick in 100..=112 {
+            slot.run(image, tick, 5_000_000);
+        }
+        let runs = std::mem::take(&mut *RUNS.lock().unwrap());
+        assert_eq!(runs.iter().filter(|&&t| t == 0).count(), 7, "{runs:?}");
+        assert_eq!(runs.iter().filter(|&&t| t == 1).count(), 5, "{runs:?}");
+        // Cycle 0 runs both, in table order.
+        assert_eq!(runs[..2], [0, 1]);
+        // Ticks 113..=119 are skipped (a held lock, a late wake-up): T10
+        // misses 114, 116, 118; T15 misses 115, 118. 120 runs T10 only.
+        slot.run(image, 120, 5_000_000);
+        let report = slot.report();
+        assert_eq!((report[0].runs, report[0].overruns), (8, 3), "{report:?}");
+        assert_eq!((report[1].runs, report[1].overruns), (5, 2), "{report:?}");
+        // A scan at another period does not run the program.
+        slot.run(image, 122, 20_000_000);
+        assert_eq!(slot.report()[0].runs, 8);
+        assert!(
+            slot.status()
+                .unwrap()
+                .contains("T15 15 ms: 5 run(s), 2 overrun(s)")
+        );
+        assert_eq!(slot.take_new_overruns().len(), 2);
+        assert!(slot.take_new_overruns().is_empty());
+        assert!(slot.remove(Duration::from_millis(10)));
+        slot.run(image, 124, 5_000_000);
+        assert_eq!(slot.report()[0].runs, 8);
+    }
 
     #[test]
     fn human_times() {

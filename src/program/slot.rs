@@ -66,8 +66,6 @@ pub struct TaskReport {
 /// The scan thread's view of the program. Part of `native::CycleHooks`.
 pub struct ProgramSlot {
     program: AtomicPtr<Program>,
-    /// The scan period the program asked for, ns (0: no program yet).
-    period_ns: AtomicU64,
     /// Odd while the scan thread is inside `run`.
     pass: AtomicU64,
     stats: TaskStats,
@@ -81,7 +79,6 @@ impl Default for ProgramSlot {
     fn default() -> ProgramSlot {
         ProgramSlot {
             program: AtomicPtr::new(std::ptr::null_mut()),
-            period_ns: AtomicU64::new(0),
             pass: AtomicU64::new(0),
             stats: TaskStats::new(),
             logged: [const { AtomicU64::new(0) }; MAX_TASKS],
@@ -107,7 +104,6 @@ impl ProgramSlot {
                 .collect();
         }
         program.first_tick.set(None);
-        self.period_ns.store(program.period_ns, Ordering::SeqCst);
         self.program
             .store(std::ptr::from_ref(program).cast_mut(), Ordering::SeqCst);
     }
@@ -128,11 +124,6 @@ impl ProgramSlot {
             std::thread::sleep(Duration::from_micros(200));
         }
         true
-    }
-
-    /// The scan period a program asked for, if one was ever added.
-    pub fn period_ns(&self) -> Option<u64> {
-        Some(self.period_ns.load(Ordering::Relaxed)).filter(|&p| p > 0)
     }
 
     /// One cycle of the program, if there is one and the scan runs at its

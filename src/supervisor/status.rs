@@ -42,7 +42,8 @@ impl Supervisor {
             } else {
                 format!(" ({})", failed.join(", "))
             },
-            stats.period_ns() / 1000,
+            // A program's period, which the scan thread takes up within a cycle.
+            crate::program::program_period_ns().unwrap_or_else(|| stats.period_ns()) / 1000,
             stats.overruns.load(Ordering::Relaxed)
         );
         if stats.overruns.load(Ordering::Relaxed) > 0

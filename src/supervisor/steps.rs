@@ -224,7 +224,8 @@ impl Supervisor {
         let name = plugin.name().to_string();
         let index = self.slots[i].index;
         crate::image::set_slot_name(index, &name);
-        let period_ns = self.scan.stats().period_ns();
+        let period_ns =
+            crate::program::program_period_ns().unwrap_or_else(|| self.scan.stats().period_ns());
         // A worker's directory travels in its Spec; it makes its own struct.
         let in_process =
             plugin.entry.kind == PluginKind::Native || self.opts.isolation != Isolation::Process;
@@ -339,7 +340,7 @@ impl Supervisor {
             plugin,
             index,
             self.image.buffer_size(),
-            self.scan.stats().period_ns(),
+            crate::program::program_period_ns().unwrap_or_else(|| self.scan.stats().period_ns()),
             self.opts.python_home.clone(),
         );
         spec.state_dir = crate::plugin_state::prepare_logged(&name, self.opts.root.as_deref());
