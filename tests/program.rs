@@ -169,7 +169,7 @@ fn counter_follows_its_input_and_stops_when_it_drops() {
     // The program was announced, and the scan period taken from its task.
     assert!(
         log.contains(
-            "PLC program (extension version 1): tasks MAIN every 10 ms; 3 located variable(s)"
+            "PLC program (extension version 2): tasks MAIN every 10 ms; 3 located variable(s)"
         ),
         "{log}"
     );
@@ -493,7 +493,7 @@ int64_t openplc_program_task_time_ns(uint32_t t) { (void)t; return 0; }
 uint32_t openplc_program_var_count(void) { return 0; }
 const void *openplc_program_vars(void) { return 0; }",
     );
-    let want = "its program extension is version 99, this runtime speaks version 1";
+    let want = "its program extension is version 99, this runtime speaks version 2";
     let (code, out) = check(&dir, &future, &[]);
     assert_ne!(code, 0, "{out}");
     assert!(out.contains(want), "{out}");

@@ -27,8 +27,16 @@ fn the_scan_loop_never_allocates_after_start() {
     let dir = TempDir::new("zeroalloc");
     let conf = hammer_conf(&dir, 4, 3);
     let program = build_program(&dir);
+    // Its RETAIN variable is snapshotted on the scan thread every 5 ms (the
+    // state directory comes from the environment, as under systemd).
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    // SAFETY: set before the runtime starts any thread in this process.
+    unsafe { std::env::set_var("STATE_DIRECTORY", &state) };
+    let program_conf = dir.join("program.conf");
+    std::fs::write(&program_conf, "retain_period_ms = 5\n").unwrap();
     let mut lines = std::fs::read_to_string(&conf).unwrap();
-    lines.push_str(&native_line("program", &program, None));
+    lines.push_str(&native_line("program", &program, Some(&program_conf)));
     lines.push('\n');
     std::fs::write(&conf, lines).unwrap();
     let opts = Options {
@@ -55,6 +63,11 @@ fn the_scan_loop_never_allocates_after_start() {
         fast >= 1000 && slow >= 500,
         "{fast} and {slow} task runs; {report:?}"
     );
+    // RETAIN snapshots were taken on the scan thread and written by the
+    // writer thread, and the stop saved the file.
+    let saves = openplc_runtime::program::retain::periodic_saves();
+    assert!(saves >= 10, "{saves} periodic RETAIN saves; {report:?}");
+    assert!(state.join("plugins/program/retain.bin").is_file());
     assert_eq!(
         alloc_probe::steady_state_allocations(),
         0,
@@ -88,7 +101,11 @@ PROGRAM Slow
     runs AT %QD10 : DINT;
     ml AT %ML3 : LINT;
   END_VAR
+  VAR RETAIN
+    kept : DINT;
+  END_VAR
   runs := runs + 1;
+  kept := kept + 1;
   ml := ml + 2;
 END_PROGRAM
 CONFIGURATION C

@@ -90,8 +90,9 @@ pub struct Program {
     first_tick: Cell<Option<u64>>,
     last_rel: Cell<u64>,
     claimed: bool,
-    /// Version 2: debugger provider, RETAIN (`v2`).
-    v2: v2::V2,
+    /// Version 2: debugger provider, RETAIN (`v2`); `None` only in unit
+    /// tests.
+    v2: Option<v2::V2>,
 }
 
 // SAFETY: the bindings' raw pointers point into the plugin's library, which
@@ -225,7 +226,7 @@ impl Program {
             first_tick: Cell::new(None),
             last_rel: Cell::new(0),
             claimed: claim,
-            v2,
+            v2: Some(v2),
         }))
     }
 
@@ -312,7 +313,9 @@ impl Program {
         for b in &self.bindings {
             b.copy_out(image);
         }
-        self.v2.after_tasks(rel);
+        if let Some(v2) = &self.v2 {
+            v2.after_tasks(rel);
+        }
     }
 }
 
@@ -366,6 +369,7 @@ mod tests {
             first_tick: Cell::new(None),
             last_rel: Cell::new(0),
             claimed: false,
+            v2: None,
         }
     }
 

@@ -35,6 +35,14 @@ pub const DEFAULT_PERIOD_MS: u64 = 1000;
 pub const FILE_NAME: &str = "retain.bin";
 const MAGIC: &[u8; 8] = b"OPLCRET1";
 
+/// Periodic saves written by every writer of this process (tests, bench).
+static PERIODIC_SAVES: AtomicU64 = AtomicU64::new(0);
+
+/// Periodic saves written in this process so far.
+pub fn periodic_saves() -> u64 {
+    PERIODIC_SAVES.load(Ordering::Relaxed)
+}
+
 const IDLE: u8 = 0;
 const FULL: u8 = 1;
 
@@ -369,6 +377,7 @@ fn writer_loop(shared: &Shared, path: &Path, build_id: &str, label: &str) {
             match write_atomic(path, &bytes) {
                 Ok(()) => {
                     let n = shared.saves.fetch_add(1, Ordering::Relaxed) + 1;
+                    PERIODIC_SAVES.fetch_add(1, Ordering::Relaxed);
                     if n == 1 {
                         log::info!("[{label}] first periodic RETAIN save to {}", path.display());
                     }

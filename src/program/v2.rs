@@ -88,7 +88,9 @@ impl Program {
         }
         .unwrap_or(retain::DEFAULT_PERIOD_MS);
         let period_ns = self.period_ns;
-        let v2 = &mut self.v2;
+        let Some(v2) = &mut self.v2 else {
+            return Ok(());
+        };
         v2.retain = Retain::start(
             v2.ext.retain,
             &v2.ext.build_id,
@@ -101,12 +103,12 @@ impl Program {
     }
 
     /// The build identity the program was compiled with.
-    pub fn build_id(&self) -> &str {
-        &self.v2.ext.build_id
+    pub fn build_id(&self) -> Option<&str> {
+        self.v2.as_ref().map(|v| v.ext.build_id.as_str())
     }
 
     /// Periodic RETAIN saves written and skipped, if it retains anything.
     pub fn retain_saves(&self) -> Option<(u64, u64)> {
-        self.v2.retain.as_ref().map(Retain::saves)
+        self.v2.as_ref()?.retain.as_ref().map(Retain::saves)
     }
 }

@@ -36,6 +36,12 @@ using ::strucpp::debug::Entry;
 using ::strucpp::debug::TAG__COUNT;
 using ::strucpp::debug::type_ops;
 
+// Program instances already walked. A type of this file's own: a
+// std::vector of a standard type would export its instantiations.
+struct Seen {
+    const void *program;
+};
+
 struct Leaf {
     void *ptr;
     uint8_t tag;
@@ -50,7 +56,7 @@ struct Retained {
     uint32_t bytes = 0;
 
     Retained() {
-        std::vector<const void *> seen;
+        std::vector<Seen> seen;
         ::strucpp::ResourceInstance *res = g_config.get_resources();
         for (size_t r = 0; r < g_config.get_resource_count(); ++r) {
             for (size_t t = 0; t < res[r].task_count; ++t) {
@@ -62,14 +68,14 @@ struct Retained {
         }
     }
 
-    void add_program(::strucpp::ProgramBase *prog, std::vector<const void *> &seen) {
+    void add_program(::strucpp::ProgramBase *prog, std::vector<Seen> &seen) {
         using namespace ::strucpp::debug;
-        for (const void *s : seen) {
-            if (s == prog) {
+        for (const Seen &s : seen) {
+            if (s.program == prog) {
                 return;
             }
         }
-        seen.push_back(prog);
+        seen.push_back(Seen{prog});
         const ::strucpp::RetainVarInfo *vars = prog->getRetainVars();
         size_t n = vars == nullptr ? 0 : prog->getRetainCount();
         // The offsets are from the most derived object (offsetof in the
