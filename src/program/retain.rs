@@ -159,6 +159,8 @@ struct Shared {
     stop: AtomicBool,
     saves: AtomicU64,
     skipped: AtomicU64,
+    /// How long the last snapshot took on the scan thread, ns.
+    snap_ns: AtomicU64,
 }
 
 // SAFETY: `buf` is only touched by the side that `state` gives it to (see
@@ -210,6 +212,7 @@ impl Retain {
             stop: AtomicBool::new(false),
             saves: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            snap_ns: AtomicU64::new(0),
         });
         let every = (period_ms * 1_000_000).div_ceil(period_ns.max(1));
         let writer = if every > 0 {
@@ -274,9 +277,12 @@ impl Retain {
             self.shared.skipped.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        let t0 = crate::sys::monotonic_ns();
         // SAFETY: IDLE gives the buffer to this thread; it holds retain_size()
         // bytes, what the glue writes.
         unsafe { (self.fns.save)((*self.shared.buf.get()).as_mut_ptr()) };
+        let dt = crate::sys::monotonic_ns().saturating_sub(t0);
+        self.shared.snap_ns.store(dt, Ordering::Relaxed);
         self.shared.state.store(FULL, Ordering::Release);
         thread.unpark();
     }
@@ -373,7 +379,9 @@ fn writer_loop(shared: &Shared, path: &Path, build_id: &str, label: &str) {
         if shared.state.load(Ordering::Acquire) == FULL {
             // SAFETY: FULL gives the buffer to this thread until IDLE.
             encode(build_id, unsafe { &*shared.buf.get() }, &mut bytes);
+            let snap_ns = shared.snap_ns.load(Ordering::Relaxed);
             shared.state.store(IDLE, Ordering::Release);
+            let t0 = std::time::Instant::now();
             match write_atomic(path, &bytes) {
                 Ok(()) => {
                     let n = shared.saves.fetch_add(1, Ordering::Relaxed) + 1;
@@ -381,7 +389,12 @@ fn writer_loop(shared: &Shared, path: &Path, build_id: &str, label: &str) {
                     if n == 1 {
                         log::info!("[{label}] first periodic RETAIN save to {}", path.display());
                     }
-                    log::debug!("[{label}] RETAIN save {n} written to {}", path.display());
+                    log::debug!(
+                        "[{label}] RETAIN save {n} written to {} ({} bytes; snapshot {snap_ns} ns on the scan thread, write and fsync {} us)",
+                        path.display(),
+                        bytes.len(),
+                        t0.elapsed().as_micros()
+                    );
                 }
                 Err(e) => log::error!(
                     "[{label}] cannot save the RETAIN variables to {}: {e}",
