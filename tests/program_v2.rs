@@ -423,11 +423,15 @@ fn corrupt_or_foreign_retain_file_gives_initial_values_and_one_warning() {
     let k = Keeper::new("prog-retain-bad", KEEPER);
     let file = k.file();
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-    std::fs::write(&file, b"OPLCRET1 this is not a retain file at all").unwrap();
+    let garbage = b"OPLCRET1 this is not a retain file at all";
+    std::fs::write(&file, garbage).unwrap();
     let (start, _, log) = k.run_once();
     assert_eq!(start, 7, "{log}");
     assert_eq!(warnings_naming(&log, &file), 1, "{log}");
     assert!(log.contains("corrupt"), "{log}");
+    // The rejected file is kept aside, not overwritten.
+    let aside = file.with_extension("bin.rejected");
+    assert_eq!(std::fs::read(&aside).unwrap(), garbage);
     // Now a good file exists: flip one value byte.
     let mut bytes = std::fs::read(&file).unwrap();
     let n = bytes.len();

@@ -33,6 +33,8 @@ use super::ext2::RetainFns;
 pub const DEFAULT_PERIOD_MS: u64 = 1000;
 /// The retain file's name in the plugin's state directory.
 pub const FILE_NAME: &str = "retain.bin";
+/// A rejected file (corrupt, another build) is renamed to this extension.
+pub const REJECTED_EXT: &str = "bin.rejected";
 const MAGIC: &[u8; 8] = b"OPLCRET1";
 
 /// Periodic saves written by every writer of this process (tests, bench).
@@ -366,15 +368,27 @@ fn restore(fns: &RetainFns, build_id: &str, path: &Path, size: usize, count: u32
                 );
             }
         }
-        Err(why) => log::warn!(
-            "[{label}] RETAIN file {}: {why}; the RETAIN variables start from their initial values",
-            path.display()
-        ),
+        Err(why) => {
+            // Kept aside for a look, and so that a stop before the first save
+            // does not destroy it.
+            let aside = path.with_extension(REJECTED_EXT);
+            let kept = match std::fs::rename(path, &aside) {
+                Ok(()) => format!(" (kept as {})", aside.display()),
+                Err(e) => format!(" (could not keep it as {}: {e})", aside.display()),
+            };
+            log::warn!(
+                "[{label}] RETAIN file {}: {why}; the RETAIN variables start from their initial values{kept}",
+                path.display()
+            );
+        }
     }
 }
 
 fn writer_loop(shared: &Shared, path: &Path, build_id: &str, label: &str) {
     let mut bytes = Vec::new();
+    // Failing saves are logged when they start failing and when they
+    // recover, not once per period.
+    let mut failing = 0u64;
     loop {
         if shared.state.load(Ordering::Acquire) == FULL {
             // SAFETY: FULL gives the buffer to this thread until IDLE.
@@ -386,6 +400,13 @@ fn writer_loop(shared: &Shared, path: &Path, build_id: &str, label: &str) {
                 Ok(()) => {
                     let n = shared.saves.fetch_add(1, Ordering::Relaxed) + 1;
                     PERIODIC_SAVES.fetch_add(1, Ordering::Relaxed);
+                    if failing > 0 {
+                        log::info!(
+                            "[{label}] RETAIN saves to {} work again after {failing} failed save(s)",
+                            path.display()
+                        );
+                        failing = 0;
+                    }
                     if n == 1 {
                         log::info!("[{label}] first periodic RETAIN save to {}", path.display());
                     }
@@ -396,10 +417,15 @@ fn writer_loop(shared: &Shared, path: &Path, build_id: &str, label: &str) {
                         t0.elapsed().as_micros()
                     );
                 }
-                Err(e) => log::error!(
-                    "[{label}] cannot save the RETAIN variables to {}: {e}",
-                    path.display()
-                ),
+                Err(e) => {
+                    if failing == 0 {
+                        log::error!(
+                            "[{label}] cannot save the RETAIN variables to {}: {e}; the file keeps the last good save (logged again when saves work)",
+                            path.display()
+                        );
+                    }
+                    failing += 1;
+                }
             }
         }
         if shared.stop.load(Ordering::SeqCst) {
