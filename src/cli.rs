@@ -44,6 +44,8 @@ OPTIONS:
                            worker as a new process [default: zygote]
     --scan-period TIME     scan period, e.g. 20ms, 500us [default: 20ms; with a
                            PLC program, the GCD of its task intervals]
+    --retain-period TIME   how often a PLC program's RETAIN variables are saved
+                           [default: 5s]
     --scan-priority N      SCHED_FIFO priority of the scan thread, 1-99, or 0
                            for normal scheduling [default: 40]
     --buffer-size N        slots per image table [default: 1024]
@@ -184,6 +186,17 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Error> {
                 opts.scan_period = d;
                 opts.scan_period_given = true;
             }
+            "--retain-period" => {
+                let v = value("--retain-period")?;
+                let d = parse_duration(&v)
+                    .filter(|d| (Duration::from_millis(10)..=Duration::from_secs(3600)).contains(d))
+                    .ok_or_else(|| {
+                        usage(format!(
+                            "--retain-period {v}: expected a time from 10ms to 1h, like 5s or 500ms"
+                        ))
+                    })?;
+                opts.retain_period = d;
+            }
             "--scan-priority" => {
                 let v = value("--scan-priority")?;
                 let n: i32 = v
@@ -281,6 +294,8 @@ mod tests {
         };
         assert_eq!(o.config, PathBuf::from("/etc/openplc/plugins.conf"));
         assert_eq!(o.scan_period, Duration::from_millis(20));
+        assert!(!o.scan_period_given);
+        assert_eq!(o.retain_period, Duration::from_secs(5));
     }
 
     #[test]
@@ -292,6 +307,8 @@ mod tests {
             "1ms",
             "--buffer-size",
             "64",
+            "--retain-period",
+            "250ms",
         ])
         .unwrap();
         let Command::Check(o) = c.command else {
@@ -299,6 +316,8 @@ mod tests {
         };
         assert_eq!(o.config, PathBuf::from("x.conf"));
         assert_eq!(o.scan_period, Duration::from_millis(1));
+        assert!(o.scan_period_given);
+        assert_eq!(o.retain_period, Duration::from_millis(250));
         assert_eq!(o.buffer_size, 64);
     }
 
@@ -308,6 +327,10 @@ mod tests {
             (&["--scan-period", "fast"][..], "--scan-period fast"),
             (&["--scan-period", "1us"][..], "between"),
             (&["--buffer-size", "0"][..], "--buffer-size 0"),
+            (
+                &["--retain-period", "1ms"][..],
+                "--retain-period 1ms: expected a time from 10ms",
+            ),
             (&["--isolation", "vm"][..], "--isolation vm"),
             (&["--bogus"][..], "unknown argument `--bogus`"),
             (&["--config"][..], "--config needs a value"),

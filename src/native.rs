@@ -157,7 +157,7 @@ pub fn check(path: &Path, buffer_size: usize) -> Result<String, String> {
     let lib = Library::open(path)?;
     let found = Symbols::find(&lib, path).and_then(|_| {
         // A program's tables, checked against an image of `buffer_size`.
-        let program = Program::load(&|n| lib.symbol(n), buffer_size, false)
+        let program = Program::load(&|n| lib.symbol(n), buffer_size, false, None, "")
             .map_err(|e| format!("{} is a PLC program that cannot run: {e}", path.display()))?;
         Ok(std::iter::once("init")
             .chain(
@@ -206,22 +206,6 @@ impl SendArgs {
     }
 }
 
-/// A program just loaded: its RETAIN variables restored and its config file
-/// read (`Program::attach`), before it is started.
-fn attach_program(
-    program: Option<Program>,
-    args: NonNull<RuntimeArgs>,
-    path: &Path,
-) -> Result<Option<Program>, String> {
-    let Some(mut p) = program else {
-        return Ok(None);
-    };
-    // SAFETY: the struct was written before it was handed out and lives for
-    // the process; nothing writes it while the plugin is being loaded.
-    p.attach(unsafe { args.as_ref() }, &crate::program::label(path))?;
-    Ok(Some(p))
-}
-
 /// [`NativePlugin::load`] as a call that can run on another thread, so the
 /// supervisor can give it a time budget (`dlopen` runs the library's
 /// constructors, which are plugin code).
@@ -247,19 +231,33 @@ impl NativePlugin {
         let lib = Library::open(path)?;
         let buffer_size =
             crate::image::get().map_or(crate::image::DEFAULT_BUFFER_SIZE, |i| i.buffer_size());
+        // The plugin's name in plugins.conf, as the log names plugins.
+        let name = crate::image::slot_name(slot);
+        let label = if name.is_empty() {
+            crate::program::label(path)
+        } else {
+            name.to_string()
+        };
+        // SAFETY: the runtime made the struct (`Image::runtime_args`) and
+        // only reads it; the plugin gets it only in `init`, after this.
+        let state_dir = unsafe { state_dir_of(args) };
         let program = Symbols::find(&lib, path).and_then(|syms| {
-            Program::load(&|n| lib.symbol(n), buffer_size, true)
-                .and_then(|p| attach_program(p, args, path))
-                .map(|p| (syms, p))
-                .map_err(|e| format!("{} is a PLC program that cannot run: {e}", path.display()))
+            Program::load(
+                &|n| lib.symbol(n),
+                buffer_size,
+                true,
+                state_dir.as_deref(),
+                &label,
+            )
+            .map(|p| (syms, p))
+            .map_err(|e| format!("{} is a PLC program that cannot run: {e}", path.display()))
         });
         match program {
             Ok((syms, program)) => {
                 if let Some(p) = &program {
-                    let name = crate::program::label(path);
-                    log::info!("[{name}] {}", p.describe());
+                    log::info!("[{label}] {}", p.describe());
                     if let Some(note) = p.period_note() {
-                        log::info!("[{name}] {note}");
+                        log::info!("[{label}] {note}");
                     }
                 }
                 Ok(NativePlugin {
@@ -308,6 +306,22 @@ impl NativePlugin {
         drop(self.program);
         self.lib.close();
     }
+}
+
+/// The plugin state directory written into `args` (`None`: empty).
+///
+/// # Safety
+/// `args` must point at a live struct made by the runtime.
+unsafe fn state_dir_of(args: NonNull<RuntimeArgs>) -> Option<PathBuf> {
+    // SAFETY: the caller's promise; the field is a NUL-terminated buffer the
+    // runtime filled (`c_path`).
+    let raw = unsafe { std::ptr::addr_of!((*args.as_ptr()).plugin_state_dir).read() };
+    let bytes: Vec<u8> = raw
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    (!bytes.is_empty()).then(|| PathBuf::from(std::ffi::OsStr::from_bytes(&bytes)))
 }
 
 /// The args pointer, moved to the thread that runs `init`.

@@ -23,6 +23,8 @@ pub struct Options {
     /// `--scan-period` was given: a PLC program must fit it (else the
     /// program's tasks choose the period).
     pub scan_period_given: bool,
+    /// How often a PLC program's RETAIN variables are saved.
+    pub retain_period: Duration,
     pub buffer_size: usize,
     pub python_home: Option<PathBuf>,
     /// SCHED_FIFO priority of the scan thread; `None` = normal scheduling.
@@ -40,6 +42,7 @@ impl Default for Options {
             isolation: Isolation::Shared,
             scan_period: scan::DEFAULT_PERIOD,
             scan_period_given: false,
+            retain_period: crate::program::DEFAULT_SAVE_PERIOD,
             buffer_size: image::DEFAULT_BUFFER_SIZE,
             python_home: None,
             scan_priority: Some(scan::DEFAULT_PRIORITY),

@@ -6,136 +6,14 @@
 //! (task runs), never in wall-clock time.
 
 mod common;
+mod plc;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// Builds `src` (a .st file, or with `from_output` a directory of STruC++
-/// output) into `<dir>/libplc_<name>.so`; returns the library or the
-/// script's stderr.
-fn try_build(dir: &TempDir, name: &str, src: &Path, from_output: bool) -> Result<PathBuf, String> {
-    let mut cmd = Command::new(repo().join("scripts/build-plc-program"));
-    if from_output {
-        cmd.arg("--from-output");
-    }
-    let out = cmd
-        .arg(src)
-        .args(["--name", name, "-o"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Ok(dir.join(&format!("libplc_{name}.so")))
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-/// Builds the program `st` (source text) as `<dir>/libplc_<name>.so`.
-fn build(dir: &TempDir, name: &str, st: &str) -> PathBuf {
-    let src = dir.join(&format!("{name}.st"));
-    std::fs::write(&src, st).unwrap();
-    try_build(dir, name, &src, false).unwrap_or_else(|e| {
-        panic!("build-plc-program {name}: {e}\n(the STruC++ build comes from scripts/install-deps --program)")
-    })
-}
-
-/// STruC++'s output for `st`, written to `<dir>/<name>-out` (what the
-/// OpenPLC editor produces), for tests that edit it.
-fn strucpp_output(dir: &TempDir, name: &str, st: &str) -> PathBuf {
-    let src = dir.join(&format!("{name}.st"));
-    std::fs::write(&src, st).unwrap();
-    let out = dir.join(&format!("{name}-out"));
-    let strucpp = Command::new("bash")
-        .arg("-c")
-        .arg(". \"$1\" && plc_strucpp_dir")
-        .arg("bash")
-        .arg(repo().join("scripts/lib/plc_toolchain.sh"))
-        .output()
-        .unwrap();
-    let strucpp = String::from_utf8(strucpp.stdout).unwrap();
-    let node = Command::new("bash")
-        .arg("-c")
-        .arg(". \"$1\" && { n=$(plc_node); [ -x \"$n\" ] && echo \"$n\" || command -v node; }")
-        .arg("bash")
-        .arg(repo().join("scripts/lib/plc_toolchain.sh"))
-        .output()
-        .unwrap();
-    let node = String::from_utf8(node.stdout).unwrap();
-    run_ok(
-        Command::new(node.trim())
-            .arg(repo().join("scripts/lib/strucpp_compile.mjs"))
-            .arg(strucpp.trim())
-            .arg(&src)
-            .arg(&out),
-    );
-    out
-}
-
-/// A plugins.conf line for the plcio driver running `steps` (JSON array).
-fn plcio(dir: &TempDir, id: &str, steps: &str) -> String {
-    let cfg = dir.join(&format!("{id}.json"));
-    let record = dir.join(&format!("{id}.log"));
-    std::fs::write(
-        &cfg,
-        format!(
-            "{{\"record\": {:?}, \"steps\": {steps}}}",
-            record.to_str().unwrap()
-        ),
-    )
-    .unwrap();
-    conf_line(id, &fixture_plugin("plcio"), Some(&cfg), None)
-}
-
-/// The plcio driver's record, once it wrote "done" (or a timeout).
-fn wait_done(dir: &TempDir, id: &str, timeout: Duration) -> Vec<String> {
-    let end = Instant::now() + timeout;
-    loop {
-        let lines: Vec<String> = std::fs::read_to_string(dir.join(&format!("{id}.log")))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect();
-        if lines
-            .iter()
-            .any(|l| l == "done" || l.starts_with("timeout"))
-        {
-            return lines;
-        }
-        assert!(
-            Instant::now() < end,
-            "{id} not done after {timeout:?}: {lines:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The value of a "read ADDR V" or "seen ADDR V" line of the record.
-fn value(lines: &[String], prefix: &str) -> u64 {
-    lines
-        .iter()
-        .find_map(|l| l.strip_prefix(prefix))
-        .unwrap_or_else(|| panic!("no {prefix:?} in {lines:?}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-/// Runs the runtime with `lines` until the plcio driver `io` is done;
-/// returns its record and the runtime's log.
-fn run_program(dir: &TempDir, lines: &[String], extra: &[&str]) -> (Vec<String>, String) {
-    let conf = write_conf(dir.path(), lines);
-    let mut args = vec!["--scan-priority", "0"];
-    args.extend_from_slice(extra);
-    let mut rt = Runtime::start(&conf, &args);
-    let rec = wait_done(dir, "io", Duration::from_secs(60));
-    rt.stop_ok();
-    (rec, rt.log_text())
-}
+use plc::*;
 
 #[test]
 fn counter_follows_its_input_and_stops_when_it_drops() {
@@ -169,7 +47,7 @@ fn counter_follows_its_input_and_stops_when_it_drops() {
     // The program was announced, and the scan period taken from its task.
     assert!(
         log.contains(
-            "PLC program (extension version 2): tasks MAIN every 10 ms; 3 located variable(s)"
+            "PLC program (extension version 2): tasks MAIN every 10 ms; 3 located variable(s); 0 byte(s) of RETAIN variables"
         ),
         "{log}"
     );
@@ -451,7 +329,7 @@ fn a_scan_period_that_does_not_divide_a_task_interval_is_refused() {
     let (code, out) = check(&dir, &so, &["--scan-period", "5ms"]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("tasks T10 every 10 ms, T15 every 15 ms; 4 located variable(s)"),
+        out.contains("tasks T10 every 10 ms, T15 every 15 ms; 4 located variable(s); 0 byte(s) of RETAIN variables"),
         "{out}"
     );
 }
@@ -479,7 +357,7 @@ fn a_half_built_or_mismatched_program_fails_like_any_plugin() {
     let (code, out) = check(&dir, &half, &[]);
     assert_ne!(code, 0, "{out}");
     assert!(
-        out.contains("it exports openplc_program_abi but not openplc_program_tasks, openplc_program_run_task, openplc_program_task_time_ns, openplc_program_var_count, openplc_program_vars: a half-built program"),
+        out.contains("it exports openplc_program_abi but not openplc_program_tasks, openplc_program_run_task, openplc_program_task_time_ns, openplc_program_var_count, openplc_program_vars, openplc_program_retain_size, openplc_program_retain_signature, openplc_program_retain_save, openplc_program_retain_restore: a half-built program"),
         "{out}"
     );
     let future = fake_program(
@@ -491,7 +369,11 @@ const void *openplc_program_tasks(void) { return 0; }
 int openplc_program_run_task(uint32_t t) { (void)t; return 0; }
 int64_t openplc_program_task_time_ns(uint32_t t) { (void)t; return 0; }
 uint32_t openplc_program_var_count(void) { return 0; }
-const void *openplc_program_vars(void) { return 0; }",
+const void *openplc_program_vars(void) { return 0; }
+uint32_t openplc_program_retain_size(void) { return 0; }
+uint64_t openplc_program_retain_signature(void) { return 0; }
+uint32_t openplc_program_retain_save(uint8_t *b, uint32_t n) { (void)b; (void)n; return 0; }
+int openplc_program_retain_restore(const uint8_t *b, uint32_t n) { (void)b; (void)n; return 0; }",
     );
     let want = "its program extension is version 99, this runtime speaks version 2";
     let (code, out) = check(&dir, &future, &[]);
@@ -588,4 +470,35 @@ END_CONFIGURATION
     };
     assert!(counted.contains("run(s), "), "{counted}");
     rt.stop_ok();
+}
+
+#[test]
+fn a_second_program_is_refused_and_the_first_runs_on() {
+    let dir = TempDir::new("prog-two");
+    let src = repo().join("examples/programs/counter.st");
+    let so = try_build(&dir, "counter", &src, false).unwrap_or_else(|e| panic!("{e}"));
+    let io = plcio(
+        &dir,
+        "io",
+        r#"[["write", "%IX0.0", 1], ["wait", "%QW0", ">=", 10]]"#,
+    );
+    let lines = [
+        native_line("first", &so, None),
+        native_line("second", &so, None),
+        io,
+    ];
+    let (rec, log) = run_program(&dir, &lines, &[]);
+    assert_eq!(
+        rec.last().map(String::as_str),
+        Some("done"),
+        "{rec:?}\n{log}"
+    );
+    assert!(
+        log.contains("is a PLC program that cannot run: another program is already loaded: the runtime runs one program"),
+        "{log}"
+    );
+    assert!(
+        log.contains("2 plugin(s) running, 1 failed (second)"),
+        "{log}"
+    );
 }

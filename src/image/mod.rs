@@ -32,7 +32,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use abi::{ABI_MAGIC, ABI_VERSION, CAPSULE_NAME, CONFIG_PATH_BUF, RuntimeArgs, STATE_DIR_BUF};
-pub use callbacks::{on_stop_request, set_slot_name};
+pub use callbacks::{on_stop_request, set_slot_name, slot_name};
 use journal::Ring;
 pub use journal::{
     JOURNAL_CAPACITY, JOURNAL_FULL, JOURNAL_OK, JOURNAL_REJECTED, JOURNAL_RINGS, JournalCursor,

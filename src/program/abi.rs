@@ -38,18 +38,27 @@ type VarsFn = unsafe extern "C" fn() -> *const RawVar;
 pub type RunTaskFn = unsafe extern "C" fn(u32) -> c_int;
 /// `int64_t openplc_program_task_time_ns(uint32_t)`.
 pub type TaskTimeFn = unsafe extern "C" fn(u32) -> i64;
+type SignatureFn = unsafe extern "C" fn() -> u64;
+/// `uint32_t openplc_program_retain_save(uint8_t *, uint32_t)`.
+pub type RetainSaveFn = unsafe extern "C" fn(*mut u8, u32) -> u32;
+/// `int openplc_program_retain_restore(const uint8_t *, uint32_t)`.
+pub type RetainRestoreFn = unsafe extern "C" fn(*const u8, u32) -> c_int;
 
 /// The marker: a native plugin exporting it is a program.
 pub const MARKER: &CStr = c"openplc_program_abi";
 
 /// The other symbols version 1 requires.
-const REQUIRED: [&CStr; 6] = [
+const REQUIRED: [&CStr; 10] = [
     c"openplc_program_task_count",
     c"openplc_program_tasks",
     c"openplc_program_run_task",
     c"openplc_program_task_time_ns",
     c"openplc_program_var_count",
     c"openplc_program_vars",
+    c"openplc_program_retain_size",
+    c"openplc_program_retain_signature",
+    c"openplc_program_retain_save",
+    c"openplc_program_retain_restore",
 ];
 
 /// What the plugin's extension gave: its tables copied out, its two calls.
@@ -58,6 +67,11 @@ pub struct Extension {
     pub vars: Vec<RawVar>,
     pub run_task: RunTaskFn,
     pub task_time: TaskTimeFn,
+    /// RETAIN: snapshot size in bytes (0: none) and the build's signature.
+    pub retain_size: usize,
+    pub retain_signature: u64,
+    pub retain_save: RetainSaveFn,
+    pub retain_restore: RetainRestoreFn,
 }
 
 /// Reads the extension of a library whose symbols `lookup` finds; `Ok(None)`
@@ -98,6 +112,15 @@ pub fn read(
             std::mem::transmute::<*mut c_void, VarsFn>(f(REQUIRED[5])),
         )
     };
+    // SAFETY: as above, for the RETAIN functions.
+    let (retain_size, retain_signature, retain_save, retain_restore) = unsafe {
+        (
+            std::mem::transmute::<*mut c_void, CountFn>(f(REQUIRED[6])),
+            std::mem::transmute::<*mut c_void, SignatureFn>(f(REQUIRED[7])),
+            std::mem::transmute::<*mut c_void, RetainSaveFn>(f(REQUIRED[8])),
+            std::mem::transmute::<*mut c_void, RetainRestoreFn>(f(REQUIRED[9])),
+        )
+    };
     // SAFETY: plain calls without arguments into the loaded library.
     let version = unsafe { abi() };
     if version != ABI_VERSION {
@@ -108,11 +131,17 @@ pub fn read(
     // SAFETY: as above; the glue returns arrays of `count` entries that stay
     // valid while the library is loaded; they are copied here at once.
     let (tasks, vars) = unsafe { (table(task_count(), tasks())?, table(var_count(), vars())?) };
+    // SAFETY: plain calls without arguments into the loaded library.
+    let (retain_size, retain_signature) = unsafe { (retain_size() as usize, retain_signature()) };
     Ok(Some(Extension {
         tasks,
         vars,
         run_task,
         task_time,
+        retain_size,
+        retain_signature,
+        retain_save,
+        retain_restore,
     }))
 }
 

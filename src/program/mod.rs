@@ -20,7 +20,7 @@ mod abi;
 mod bind;
 pub mod debug;
 mod ext2;
-pub mod retain;
+mod retain;
 mod slot;
 mod v2;
 
@@ -34,6 +34,8 @@ use std::time::Duration;
 pub use abi::ABI_VERSION;
 use abi::{RunTaskFn, TaskTimeFn};
 use bind::Binding;
+use retain::Retain;
+pub use retain::{DEFAULT_SAVE_PERIOD, FILE_NAME as RETAIN_FILE, set_save_period};
 pub use slot::{ProgramSlot, TaskReport};
 
 use crate::image::Image;
@@ -82,6 +84,8 @@ pub struct Program {
     tasks: Vec<Task>,
     bindings: Vec<Binding>,
     period_ns: u64,
+    /// Bytes of the RETAIN snapshot (0: none).
+    retain_size: usize,
     /// How the period was chosen, for the log.
     period_note: Option<String>,
     run_task: RunTaskFn,
@@ -90,9 +94,11 @@ pub struct Program {
     first_tick: Cell<Option<u64>>,
     last_rel: Cell<u64>,
     claimed: bool,
-    /// Version 2: debugger provider, RETAIN (`v2`); `None` only in unit
-    /// tests.
-    v2: Option<v2::V2>,
+    /// RETAIN store (dropped, saving once more, with the program).
+    retain: Option<Retain>,
+    /// Version 2: the debugger provider (`v2`), held for its `Drop` (which
+    /// removes it); `None` only in unit tests.
+    _v2: Option<v2::V2>,
 }
 
 // SAFETY: the bindings' raw pointers point into the plugin's library, which
@@ -120,12 +126,15 @@ impl Program {
     /// Reads and checks the program extension of a library whose symbols
     /// `lookup` finds, binding its variables against an image of
     /// `buffer_size` slots. `Ok(None)`: a plain native plugin. `claim`: this
-    /// becomes the runtime's program (a second one is refused); `check`
-    /// passes false.
+    /// becomes the runtime's program (a second one is refused) and its
+    /// RETAIN variables are restored from `state_dir`; `check` passes false.
+    /// `label` names the program in the log.
     pub fn load(
         lookup: &dyn Fn(&CStr) -> Option<NonNull<c_void>>,
         buffer_size: usize,
         claim: bool,
+        state_dir: Option<&Path>,
+        label: &str,
     ) -> Result<Option<Program>, String> {
         let Some(ext) = abi::read(lookup)? else {
             return Ok(None);
@@ -203,6 +212,7 @@ impl Program {
         }
         let located = bind::check(&ext.vars, buffer_size)?;
         let bindings = located.iter().map(Binding::new).collect();
+        let mut v2 = v2::V2::read(lookup)?;
         if claim {
             if CLAIMED.swap(true, Ordering::SeqCst) {
                 return Err(
@@ -210,23 +220,26 @@ impl Program {
                 );
             }
             PROGRAM_PERIOD_NS.store(period_ns, Ordering::SeqCst);
+            v2.claim();
         }
-        let v2 = v2::V2::read(lookup, claim).inspect_err(|_| {
-            if claim {
-                CLAIMED.store(false, Ordering::SeqCst);
-            }
-        })?;
+        let retain = if claim {
+            Retain::start(&ext, state_dir, period_ns, label)
+        } else {
+            None
+        };
         Ok(Some(Program {
             tasks,
             bindings,
             period_ns,
             period_note,
+            retain_size: ext.retain_size,
             run_task: ext.run_task,
             task_time: ext.task_time,
             first_tick: Cell::new(None),
             last_rel: Cell::new(0),
             claimed: claim,
-            v2: Some(v2),
+            retain,
+            _v2: Some(v2),
         }))
     }
 
@@ -258,9 +271,10 @@ impl Program {
             .map(|t| format!("{} every {}", t.name, human_ns(t.interval_ns)))
             .collect();
         format!(
-            "PLC program (extension version {ABI_VERSION}): tasks {}; {} located variable(s)",
+            "PLC program (extension version {ABI_VERSION}): tasks {}; {} located variable(s); {} byte(s) of RETAIN variables",
             tasks.join(", "),
-            self.bindings.len()
+            self.bindings.len(),
+            self.retain_size
         )
     }
 
@@ -293,6 +307,10 @@ impl Program {
             }
         }
         self.last_rel.set(rel);
+        if let Some(r) = &self.retain {
+            // Snapshots what the last runs left (handed to the writer).
+            r.tick();
+        }
         if !self.tasks.iter().any(|t| rel.is_multiple_of(t.every)) {
             return;
         }
@@ -312,9 +330,6 @@ impl Program {
         }
         for b in &self.bindings {
             b.copy_out(image);
-        }
-        if let Some(v2) = &self.v2 {
-            v2.after_tasks(rel);
         }
     }
 }
@@ -364,12 +379,14 @@ mod tests {
             bindings: Vec::new(),
             period_ns: 5_000_000,
             period_note: None,
+            retain_size: 0,
             run_task,
             task_time,
             first_tick: Cell::new(None),
             last_rel: Cell::new(0),
             claimed: false,
-            v2: None,
+            retain: None,
+            _v2: None,
         }
     }
 

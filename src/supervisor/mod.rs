@@ -179,6 +179,11 @@ impl Supervisor {
         };
         let (worker_exits_tx, worker_exits) = mpsc::channel();
 
+        // What a PLC program's loading checks its tasks against and how often
+        // it saves its RETAIN variables.
+        crate::program::set_scan_period(opts.scan_period, opts.scan_period_given);
+        crate::program::set_save_period(opts.retain_period);
+
         // The scan thread starts before any plugin's init (journal writes made in
         // init or start_loop are applied at once, and the watchdog sees progress
         // during a long start-up). Native cycle hooks are therefore not a list fixed
@@ -186,7 +191,6 @@ impl Supervisor {
         // (native::CycleHooks): a plugin's hooks are added once its start_loop
         // returned and removed before its stop_loop (and before a SIGHUP reload
         // drops it), so a plugin whose init failed never has a hook called.
-        crate::program::set_scan_period(opts.scan_period, opts.scan_period_given);
         let scan = ScanThread::spawn(
             image,
             opts.scan_period,

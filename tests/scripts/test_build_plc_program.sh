@@ -29,7 +29,7 @@ check "writes debug-map.json" test -f "$tmp/host/debug-map.json"
 contains "the debug map names the program's variables" "$(cat "$tmp/host/debug-map.json")" '"path": "INST0.COUNT"'
 symbols=$(nm -D --defined-only "$lib" | awk '{print $3}' | sort | tr '\n' ' ')
 equals "exports only OpenPLC's plugin ABI and the program extension (C++ stays inside)" "$symbols" \
-    "cleanup init openplc_program_abi openplc_program_build_id openplc_program_debug_array_count openplc_program_debug_elem_count openplc_program_debug_read openplc_program_debug_set openplc_program_debug_size openplc_program_debug_write openplc_program_retain_count openplc_program_retain_restore openplc_program_retain_save openplc_program_retain_size openplc_program_run_task openplc_program_task_count openplc_program_task_time_ns openplc_program_tasks openplc_program_var_count openplc_program_vars start_loop stop_loop "
+    "cleanup init openplc_program_abi openplc_program_debug_array_count openplc_program_debug_elem_count openplc_program_debug_read openplc_program_debug_set openplc_program_debug_size openplc_program_debug_write openplc_program_retain_restore openplc_program_retain_save openplc_program_retain_signature openplc_program_retain_size openplc_program_run_task openplc_program_task_count openplc_program_task_time_ns openplc_program_tasks openplc_program_var_count openplc_program_vars start_loop stop_loop "
 check "keeps the STruC++ output with --keep" test -f "$tmp/host/generated/configuration.cpp"
 
 run "$build" --from-output "$tmp/host/generated" --name again -o "$tmp/again"
@@ -55,6 +55,11 @@ printf 'PROGRAM P\n  VAR x : INT; END_VAR\n  x := y;\nEND_PROGRAM\n' >"$tmp/bad.
 run "$build" "$tmp/bad.st" -o "$tmp/bad"
 expect_rc "refuses a program STruC++ cannot compile" 1
 contains "STruC++'s error names the file and line" "$err" "bad.st:3:"
+
+printf 'PROGRAM P\n  VAR x : INT; END_VAR\n  x := x + 1;\nEND_PROGRAM\n' >"$tmp/noconf.st"
+run "$build" "$tmp/noconf.st" -o "$tmp/noconf"
+expect_rc "refuses a program without a CONFIGURATION" 1
+contains "says a CONFIGURATION is needed" "$err" "a program needs exactly one CONFIGURATION"
 
 run "$build" --target sparc "$project/examples/programs/counter.st"
 expect_rc "refuses an unknown target" 2

@@ -80,21 +80,34 @@ OPENPLC_PROGRAM_EXPORT int64_t openplc_program_task_time_ns(uint32_t task);
 OPENPLC_PROGRAM_EXPORT uint32_t openplc_program_var_count(void);
 OPENPLC_PROGRAM_EXPORT const struct openplc_program_var *openplc_program_vars(void);
 
-/* ---- Version 2 (openplc_program_glue_v2.cpp); all required. ----------- */
+/* Required. RETAIN: the program's retained variables as one snapshot of
+ * `openplc_program_retain_size()` bytes (0: none). The snapshot holds values
+ * only (no addresses): every scalar leaf the debugger tables list inside a
+ * RETAIN variable, in table order, each in the debugger's wire format.
+ * `openplc_program_retain_signature()` changes whenever the set of leaves or
+ * their types change, and with the build's identity when the glue is compiled
+ * with OPENPLC_PROGRAM_BUILD_HASH (build-plc-program does), so a snapshot of
+ * another build is never restored. */
+OPENPLC_PROGRAM_EXPORT uint32_t openplc_program_retain_size(void);
+OPENPLC_PROGRAM_EXPORT uint64_t openplc_program_retain_signature(void);
+/* Writes the snapshot into buf; returns the bytes written, 0 if len is less
+ * than the size. Not while a task runs. */
+OPENPLC_PROGRAM_EXPORT uint32_t openplc_program_retain_save(uint8_t *buf, uint32_t len);
+/* Sets the retained variables from a snapshot of exactly the size; returns 0,
+ * or -1 for another length. Before the first task run. */
+OPENPLC_PROGRAM_EXPORT int openplc_program_retain_restore(const uint8_t *buf, uint32_t len);
 
-/* Required. The build's identity: a NUL-terminated string that differs
- * between builds of different sources (build-plc-program: the SHA-256 of the
- * generated sources and the glue). A retain file names it. */
-OPENPLC_PROGRAM_EXPORT const char *openplc_program_build_id(void);
+/* ---- Added by version 2 (openplc_program_glue_v2.cpp); required. ------- */
 
-/* Required. OpenPLC's debugger interface over the program's variables, with
- * OpenPLC's meaning (STruC++'s debug_dispatch.hpp): `arr` is an array of the
- * debug tables (the globals first, then one per program instance), `elem` a
- * leaf variable in it; sizes per type tag (1..8 bytes, 127 for STRING, 253
- * for WSTRING); status codes 0x7E ok, 0x81 out of bounds, 0x82 wrong length.
+/* OpenPLC's debugger interface over the program's variables, with OpenPLC's
+ * meaning (STruC++'s debug_dispatch.hpp): `arr` is an array of the debug
+ * tables (the globals first, then one per program instance), `elem` a leaf
+ * variable in it; sizes per type tag (1..8 bytes, 127 for STRING, 253 for
+ * WSTRING); status codes 0x7E ok, 0x81 out of bounds, 0x82 wrong length.
  * debug_write is a soft write (ignored while the variable is forced);
- * debug_set forces (`forcing`, the value pinned until unforced) or unforces.
- * The runtime calls them under its image lock, so never during a task run. */
+ * debug_set forces (`forcing`: the value is pinned until unforced) or
+ * unforces. The runtime calls them under its image lock, so never while a
+ * task runs. */
 OPENPLC_PROGRAM_EXPORT uint8_t openplc_program_debug_array_count(void);
 OPENPLC_PROGRAM_EXPORT uint16_t openplc_program_debug_elem_count(uint8_t arr);
 OPENPLC_PROGRAM_EXPORT uint16_t openplc_program_debug_size(uint8_t arr, uint16_t elem);
@@ -105,17 +118,6 @@ OPENPLC_PROGRAM_EXPORT uint8_t openplc_program_debug_write(uint8_t arr, uint16_t
 OPENPLC_PROGRAM_EXPORT uint8_t openplc_program_debug_set(uint8_t arr, uint16_t elem,
                                                          bool forcing, const uint8_t *bytes,
                                                          uint16_t len);
-
-/* Required. RETAIN: the leaf variables inside the programs' RETAIN
- * variables, as one snapshot of retain_size() bytes (each leaf in the
- * debugger's wire format, in a fixed order). retain_save() copies the
- * current values into `buf` (no allocation: the runtime calls it on its scan
- * thread between task runs); retain_restore() sets them (before the first
- * task run) and returns 0, or -1 when `len` is not retain_size(). */
-OPENPLC_PROGRAM_EXPORT uint32_t openplc_program_retain_count(void);
-OPENPLC_PROGRAM_EXPORT uint32_t openplc_program_retain_size(void);
-OPENPLC_PROGRAM_EXPORT void openplc_program_retain_save(uint8_t *buf);
-OPENPLC_PROGRAM_EXPORT int openplc_program_retain_restore(const uint8_t *buf, uint32_t len);
 
 #ifdef __cplusplus
 }

@@ -13,10 +13,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <new>
+#include <string>
 #include <vector>
 
 #include "generated.hpp"
 #include "debug_table.hpp"
+#include "debug_dispatch.hpp"
 #include "openplc_program.h"
 
 #ifndef OPENPLC_PROGRAM_CONFIG
@@ -40,6 +42,20 @@ struct Task {
     ::strucpp::TaskInstance *instance;
     int64_t time_ns;
 };
+
+// One scalar inside a RETAIN variable: a debugger table entry.
+struct RetainLeaf {
+    void *ptr;
+    uint8_t tag;
+};
+
+// FNV-1a, 64 bits.
+void fnv(uint64_t &h, const void *data, size_t n) {
+    const uint8_t *p = static_cast<const uint8_t *>(data);
+    for (size_t i = 0; i < n; ++i) {
+        h = (h ^ p[i]) * 1099511628211ULL;
+    }
+}
 
 // Storage size in bytes of a debugger type tag, 0 when not a scalar that
 // can be located.
@@ -75,6 +91,27 @@ struct Tables {
     std::vector<Task> tasks;
     std::vector<openplc_program_task> task_abi;
     std::vector<openplc_program_var> located;
+    std::vector<RetainLeaf> retain;
+    uint32_t retain_bytes = 0;
+    uint64_t retain_signature = 1469598103934665603ULL;
+
+    // The debugger entries inside [base, base + size), in table order.
+    void add_retained(const char *name, const uint8_t *base, size_t size) {
+        using namespace ::strucpp::debug;
+        fnv(retain_signature, name, std::char_traits<char>::length(name));
+        for (uint8_t a = 0; a < debug_array_count; ++a) {
+            for (uint16_t e = 0; e < debug_array_counts[a]; ++e) {
+                const Entry &en = debug_arrays[a][e];
+                const uint8_t *p = static_cast<const uint8_t *>(en.ptr);
+                if (p >= base && p < base + size && en.tag < TAG__COUNT) {
+                    retain.push_back(RetainLeaf{en.ptr, en.tag});
+                    retain_bytes += type_ops[en.tag].size;
+                    uint8_t key[4] = {a, static_cast<uint8_t>(e), static_cast<uint8_t>(e >> 8), en.tag};
+                    fnv(retain_signature, key, sizeof key);
+                }
+            }
+        }
+    }
 
     Tables() {
         ::strucpp::ResourceInstance *res = g_config.get_resources();
@@ -84,8 +121,25 @@ struct Tables {
                 tasks.push_back(Task{ti, 0});
                 uint64_t interval = ti->interval_ns > 0 ? static_cast<uint64_t>(ti->interval_ns) : 0;
                 task_abi.push_back(openplc_program_task{ti->name, interval});
+                for (size_t p = 0; p < ti->program_count; ++p) {
+                    ::strucpp::ProgramBase *prog = ti->programs[p];
+                    const ::strucpp::RetainVarInfo *info = prog->getRetainVars();
+                    // The offsets are from the generated program class,
+                    // which derives from ProgramBase alone (same address).
+                    const uint8_t *base = reinterpret_cast<const uint8_t *>(prog);
+                    for (size_t r = 0; info != nullptr && r < prog->getRetainCount(); ++r) {
+                        add_retained(info[r].name, base + info[r].offset, info[r].size);
+                    }
+                }
             }
         }
+#ifdef OPENPLC_PROGRAM_BUILD_HASH
+        // The build's identity (build-plc-program: a hash of the generated
+        // sources and the glue): a retain file of any other build, even one
+        // with the same RETAIN layout, is not restored.
+        const uint64_t build = OPENPLC_PROGRAM_BUILD_HASH;
+        fnv(retain_signature, &build, sizeof build);
+#endif
         for (uint32_t i = 0; i < ::strucpp::locatedVarsCount; ++i) {
             const ::strucpp::LocatedVar &v = ::strucpp::locatedVars[i];
             openplc_program_var l{};
@@ -143,6 +197,36 @@ uint32_t openplc_program_var_count(void) {
 
 const struct openplc_program_var *openplc_program_vars(void) {
     return tables.located.data();
+}
+
+uint32_t openplc_program_retain_size(void) { return tables.retain_bytes; }
+
+uint64_t openplc_program_retain_signature(void) { return tables.retain_signature; }
+
+uint32_t openplc_program_retain_save(uint8_t *buf, uint32_t len) {
+    if (len < tables.retain_bytes) {
+        return 0;
+    }
+    uint32_t off = 0;
+    for (const RetainLeaf &l : tables.retain) {
+        const ::strucpp::debug::TypeOps &ops = ::strucpp::debug::type_ops[l.tag];
+        ops.read(l.ptr, buf + off);
+        off += ops.size;
+    }
+    return off;
+}
+
+int openplc_program_retain_restore(const uint8_t *buf, uint32_t len) {
+    if (len != tables.retain_bytes) {
+        return -1;
+    }
+    uint32_t off = 0;
+    for (const RetainLeaf &l : tables.retain) {
+        const ::strucpp::debug::TypeOps &ops = ::strucpp::debug::type_ops[l.tag];
+        ops.write(l.ptr, buf + off);
+        off += ops.size;
+    }
+    return 0;
 }
 
 // OpenPLC's native plugin ABI. The program needs nothing at init: its
