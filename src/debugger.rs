@@ -117,6 +117,9 @@ pub(crate) extern "C" fn debug_array_count() -> u8 {
     if let Some(n) = program::debug::array_count() {
         return n;
     }
+    if program::debug::elsewhere() {
+        return 0;
+    }
     if image::get().is_some() {
         TABLES as u8
     } else {
@@ -129,6 +132,9 @@ pub(crate) extern "C" fn debug_elem_count(arr: u8) -> u16 {
     if let Some(n) = program::debug::elem_count(arr) {
         return n;
     }
+    if program::debug::elsewhere() {
+        return 0;
+    }
     image::get().map_or(0, |img| elem_count(arr, img.buffer_size()))
 }
 
@@ -137,6 +143,9 @@ pub(crate) extern "C" fn debug_elem_count(arr: u8) -> u16 {
 pub(crate) extern "C" fn debug_size(arr: u8, elem: u16) -> u16 {
     if let Some(n) = program::debug::size(arr, elem) {
         return n;
+    }
+    if program::debug::elsewhere() {
+        return 0;
     }
     image::get()
         .and_then(|img| locate(arr, elem, img.buffer_size()))
@@ -150,6 +159,9 @@ pub(crate) extern "C" fn debug_read(arr: u8, elem: u16, dest: *mut u8) -> u16 {
     // SAFETY: OpenPLC's contract on `dest`, passed on.
     if let Some(n) = unsafe { program::debug::read(arr, elem, dest) } {
         return n;
+    }
+    if program::debug::elsewhere() {
+        return 0;
     }
     let Some(img) = image::get() else { return 0 };
     if dest.is_null() {
@@ -170,6 +182,9 @@ pub(crate) extern "C" fn debug_write(arr: u8, elem: u16, bytes: *const u8, len: 
     // SAFETY: OpenPLC's contract on `bytes`, passed on.
     if let Some(rc) = unsafe { program::debug::write(arr, elem, bytes, len) } {
         return rc;
+    }
+    if program::debug::elsewhere() {
+        return STATUS_OUT_OF_BOUNDS;
     }
     let Some(img) = image::get() else {
         return STATUS_OUT_OF_BOUNDS;

@@ -207,6 +207,44 @@ fn debugger_reads_writes_and_forces_program_variables() {
     assert_eq!(rec.last().map(String::as_str), Some("done"), "{rec:?}");
 }
 
+/// With `--isolation process` a Python plugin's debugger callbacks run in its
+/// worker, where the program is not: they refuse (no arrays, no such
+/// variable) instead of answering from the image tables, and the worker
+/// warns once.
+#[test]
+fn debugger_in_a_worker_process_refuses_instead_of_answering_from_the_image() {
+    let dir = TempDir::new("prog-debug-proc");
+    let so = build(&dir, "dbg", DEBUGGED);
+    let map = so.with_file_name("debug-map.json");
+    let steps = r#"[["wait", "%QW1", "==", 2], ["arrays"], ["size", "INST0.LIMIT"],
+        ["dread", "INST0.LIMIT"], ["dread", "GCOUNT"]]"#;
+    let line = driver(
+        &dir,
+        "plcdebug",
+        "dbgio",
+        &format!("\"map\": {map:?},"),
+        steps,
+    );
+    let conf = write_conf(dir.path(), &[native_line("prog", &so, None), line]);
+    let mut rt = Runtime::start(&conf, &["--scan-priority", "0", "--isolation", "process"]);
+    let rec = wait_record(&dir, "dbgio", "done", &mut rt);
+    rt.stop_ok();
+    let log = rt.log_text();
+    assert!(rec.contains(&"arrays 0 ".to_string()), "{rec:?}");
+    assert!(rec.contains(&"size INST0.LIMIT 0".to_string()), "{rec:?}");
+    assert!(
+        rec.contains(&"dread INST0.LIMIT None".to_string()),
+        "{rec:?}"
+    );
+    assert!(rec.contains(&"dread GCOUNT None".to_string()), "{rec:?}");
+    assert_eq!(
+        log.matches("the PLC program runs in the supervisor")
+            .count(),
+        1,
+        "{log}"
+    );
+}
+
 /// A program built for version 1 of the extension (or a half-built version
 /// 2) is refused by `check` with what to do.
 #[test]

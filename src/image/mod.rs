@@ -132,11 +132,14 @@ struct Header {
     journal_rejected: AtomicU64,
     journal_applied: AtomicU64,
     journal_lost: AtomicU64,
+    /// 1 while a PLC program answers the debugger callbacks in the process
+    /// that runs it (`program::debug`); other processes then refuse them.
+    program_debug: AtomicU64,
     /// One ring per producer process (see `journal`).
     rings: [Ring; JOURNAL_RINGS],
 }
 
-const HEADER_MAGIC: u64 = 0x4F50_4C43_494D_4702; // "OPLCIMG" + layout 2
+const HEADER_MAGIC: u64 = 0x4F50_4C43_494D_4703; // "OPLCIMG" + layout 3
 
 /// The I/O image of this process.
 pub struct Image {
@@ -352,6 +355,19 @@ impl Image {
     fn header(&self) -> &Header {
         // SAFETY: `base` points at an initialised `Header` for the image's life.
         unsafe { &*self.base.cast::<Header>() }
+    }
+
+    /// Tells every process mapping the image whether a PLC program answers
+    /// the debugger callbacks (in the process that runs it).
+    pub fn set_program_debug(&self, on: bool) {
+        self.header()
+            .program_debug
+            .store(u64::from(on), Ordering::SeqCst);
+    }
+
+    /// Whether a PLC program answers the debugger callbacks somewhere.
+    pub fn program_debug(&self) -> bool {
+        self.header().program_debug.load(Ordering::SeqCst) != 0
     }
 
     /// Slots per table.

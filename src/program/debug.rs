@@ -16,6 +16,7 @@
 //! flight (they hold `ACTIVE`). Lock order: `ACTIVE`, then the image lock.
 //! No path allocates.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use super::ext2::DebugFns;
@@ -30,12 +31,34 @@ fn active() -> MutexGuard<'static, Option<DebugFns>> {
 /// The program's debugger calls answer from now on.
 pub(super) fn install(fns: DebugFns) {
     *active() = Some(fns);
+    if let Some(img) = image::get() {
+        img.set_program_debug(true);
+    }
 }
 
 /// The image tables answer again; returns once no call into the program is
 /// in flight.
 pub(super) fn uninstall() {
-    *active() = None;
+    let mut a = active();
+    *a = None;
+    if let Some(img) = image::get() {
+        img.set_program_debug(false);
+    }
+}
+
+/// Whether the program answering the debugger runs in another process (a
+/// worker of `--isolation process` asks): its variables cannot be reached
+/// from here, so the callbacks refuse instead of answering from the image.
+/// Warns once per process.
+pub fn elsewhere() -> bool {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    let remote = image::get().is_some_and(|img| img.program_debug()) && !is_active();
+    if remote && !WARNED.swap(true, Ordering::Relaxed) {
+        log::warn!(
+            "a plugin called the debugger callbacks in a worker process, but the PLC program runs in the supervisor: they answer \"no such variable\" here; run plugins that use the debugger with --isolation shared"
+        );
+    }
+    remote
 }
 
 /// Whether a program answers the debugger callbacks.
