@@ -94,11 +94,12 @@ pub struct Program {
     first_tick: Cell<Option<u64>>,
     last_rel: Cell<u64>,
     claimed: bool,
+    /// Version 2: the debugger provider (`v2`), held for its `Drop` (which
+    /// removes it); `None` only in unit tests. Declared before `retain`, so
+    /// it is dropped first: no debugger call runs during the last save.
+    _v2: Option<v2::V2>,
     /// RETAIN store (dropped, saving once more, with the program).
     retain: Option<Retain>,
-    /// Version 2: the debugger provider (`v2`), held for its `Drop` (which
-    /// removes it); `None` only in unit tests.
-    _v2: Option<v2::V2>,
 }
 
 // SAFETY: the bindings' raw pointers point into the plugin's library, which
