@@ -83,6 +83,11 @@ fn wait_record(dir: &TempDir, id: &str, prefix: &str, rt: &mut Runtime) -> Vec<S
     }
 }
 
+/// `s` in lowercase hex.
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The value on the line of `lines` starting with `prefix`.
 fn value(lines: &[String], prefix: &str) -> i64 {
     lines
@@ -131,7 +136,7 @@ fn debugger_reads_writes_and_forces_program_variables() {
     let map = so.with_file_name("debug-map.json");
     let steps = r#"[["wait", "%QW1", "==", 2], ["arrays"],
         ["size", "GCOUNT"], ["size", "INST0.STEP"], ["size", "INST0.NAME"],
-        ["dread", "GCOUNT"], ["dread", "INST0.LIMIT"],
+        ["dread", "GCOUNT"], ["dread", "INST0.LIMIT"], ["dread", "INST0.NAME"], ["dbytes", "INST0.NAME"],
         ["dwrite", "INST0.LIMIT", 300], ["wait", "%QW2", "==", 300], ["dread", "INST0.LIMIT"],
         ["dwrite", "INST0.STEP", 9], ["sleep", 0.1], ["read", "%QW1"],
         ["force", "INST0.STEP", 7], ["wait", "%QW1", "==", 14], ["sleep", 0.1],
@@ -166,6 +171,17 @@ fn debugger_reads_writes_and_forces_program_variables() {
     assert!(rec.contains(&"size INST0.NAME 127".to_string()), "{rec:?}");
     assert_eq!(value(&rec, "dread GCOUNT "), 41, "{rec:?}");
     assert_eq!(value(&rec, "dread INST0.LIMIT "), 100, "{rec:?}");
+    // A STRING is 127 bytes on the wire: its length, then its characters.
+    // The capsule's integer reader declines it (and sizes its buffer by
+    // debug_size, so nothing is overrun).
+    assert!(
+        rec.contains(&"dread INST0.NAME None".to_string()),
+        "{rec:?}"
+    );
+    assert!(
+        rec.contains(&format!("dbytes INST0.NAME 127 04{}", hex("pump"))),
+        "{rec:?}"
+    );
     // A soft write of a variable the program does not assign sticks...
     assert!(
         rec.contains(&"dwrite INST0.LIMIT 300 -> 126".to_string()),
