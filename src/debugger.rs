@@ -26,10 +26,15 @@
 //! native plugins) and every worker (process isolation maps the same memfd), so
 //! a value written in one process is read in another.
 //!
+//! With a PLC program loaded (`crate::program`), the callbacks address the
+//! program's variables instead, as OpenPLC does (`program::debug`), forcing
+//! included; the image mapping above applies when no program is loaded.
+//!
 //! Like the image module, this is C-ABI code: it reads and writes through
 //! pointers that plugins pass.
 
 use crate::image::{self, Image, TABLES, Table};
+use crate::program;
 
 /// Success (OpenPLC's `STATUS_OK` / `MB_DEBUG_SUCCESS`).
 pub const STATUS_OK: u8 = 0x7E;
@@ -109,6 +114,12 @@ pub fn write(img: &Image, arr: u8, elem: u16, bytes: &[u8]) -> u8 {
 
 /// `uint8_t debug_array_count(void)`: one array per image table.
 pub(crate) extern "C" fn debug_array_count() -> u8 {
+    if let Some(n) = program::debug::array_count() {
+        return n;
+    }
+    if program::debug::elsewhere() {
+        return 0;
+    }
     if image::get().is_some() {
         TABLES as u8
     } else {
@@ -118,12 +129,24 @@ pub(crate) extern "C" fn debug_array_count() -> u8 {
 
 /// `uint16_t debug_elem_count(uint8_t arr)`.
 pub(crate) extern "C" fn debug_elem_count(arr: u8) -> u16 {
+    if let Some(n) = program::debug::elem_count(arr) {
+        return n;
+    }
+    if program::debug::elsewhere() {
+        return 0;
+    }
     image::get().map_or(0, |img| elem_count(arr, img.buffer_size()))
 }
 
 /// `uint16_t debug_size(uint8_t arr, uint16_t elem)`: bytes of the element, 0
 /// if there is none.
 pub(crate) extern "C" fn debug_size(arr: u8, elem: u16) -> u16 {
+    if let Some(n) = program::debug::size(arr, elem) {
+        return n;
+    }
+    if program::debug::elsewhere() {
+        return 0;
+    }
     image::get()
         .and_then(|img| locate(arr, elem, img.buffer_size()))
         .map_or(0, |(t, _, _)| t.elem_size() as u16)
@@ -133,6 +156,13 @@ pub(crate) extern "C" fn debug_size(arr: u8, elem: u16) -> u16 {
 /// the element to `dest` (which must hold `debug_size(arr, elem)` bytes) and
 /// returns the number of bytes copied, 0 on a bad address or a NULL `dest`.
 pub(crate) extern "C" fn debug_read(arr: u8, elem: u16, dest: *mut u8) -> u16 {
+    // SAFETY: OpenPLC's contract on `dest`, passed on.
+    if let Some(n) = unsafe { program::debug::read(arr, elem, dest) } {
+        return n;
+    }
+    if program::debug::elsewhere() {
+        return 0;
+    }
     let Some(img) = image::get() else { return 0 };
     if dest.is_null() {
         return 0;
@@ -149,6 +179,13 @@ pub(crate) extern "C" fn debug_read(arr: u8, elem: u16, dest: *mut u8) -> u16 {
 /// `uint8_t debug_write(uint8_t arr, uint16_t elem, const uint8_t *bytes,
 /// uint16_t len)`: stores the value (see [`write`]).
 pub(crate) extern "C" fn debug_write(arr: u8, elem: u16, bytes: *const u8, len: u16) -> u8 {
+    // SAFETY: OpenPLC's contract on `bytes`, passed on.
+    if let Some(rc) = unsafe { program::debug::write(arr, elem, bytes, len) } {
+        return rc;
+    }
+    if program::debug::elsewhere() {
+        return STATUS_OUT_OF_BOUNDS;
+    }
     let Some(img) = image::get() else {
         return STATUS_OUT_OF_BOUNDS;
     };
@@ -167,16 +204,18 @@ pub(crate) extern "C" fn debug_write(arr: u8, elem: u16, bytes: *const u8, len: 
 }
 
 /// `uint8_t debug_set(uint8_t arr, uint16_t elem, bool forcing, const uint8_t
-/// *bytes, uint16_t len)`: forcing is not supported; always
+/// *bytes, uint16_t len)`: with a program loaded, forces (or unforces) its
+/// variable; over the image tables forcing is not supported:
 /// [`STATUS_NOT_SUPPORTED`], and nothing is changed.
 pub(crate) extern "C" fn debug_set(
-    _arr: u8,
-    _elem: u16,
-    _forcing: bool,
-    _b: *const u8,
-    _l: u16,
+    arr: u8,
+    elem: u16,
+    forcing: bool,
+    bytes: *const u8,
+    len: u16,
 ) -> u8 {
-    STATUS_NOT_SUPPORTED
+    // SAFETY: OpenPLC's contract on `bytes`, passed on.
+    unsafe { program::debug::set(arr, elem, forcing, bytes, len) }.unwrap_or(STATUS_NOT_SUPPORTED)
 }
 
 #[cfg(test)]

@@ -47,7 +47,7 @@ fn counter_follows_its_input_and_stops_when_it_drops() {
     // The program was announced, and the scan period taken from its task.
     assert!(
         log.contains(
-            "PLC program (extension version 1): tasks MAIN every 10 ms; 3 located variable(s); 0 byte(s) of RETAIN variables"
+            "PLC program (extension version 2): tasks MAIN every 10 ms; 3 located variable(s); 0 byte(s) of RETAIN variables"
         ),
         "{log}"
     );
@@ -375,7 +375,7 @@ uint64_t openplc_program_retain_signature(void) { return 0; }
 uint32_t openplc_program_retain_save(uint8_t *b, uint32_t n) { (void)b; (void)n; return 0; }
 int openplc_program_retain_restore(const uint8_t *b, uint32_t n) { (void)b; (void)n; return 0; }",
     );
-    let want = "its program extension is version 99, this runtime speaks version 1";
+    let want = "its program extension is version 99, this runtime speaks version 2";
     let (code, out) = check(&dir, &future, &[]);
     assert_ne!(code, 0, "{out}");
     assert!(out.contains(want), "{out}");

@@ -370,7 +370,9 @@ class RuntimeArgs(Structure):
         """Read element ``(arr, elem)`` through ``debug_read``: an unsigned ``int``, or
         ``None`` when the runtime has no such element (``debug_read`` answered 0).
         Takes the image lock itself: do not call it while holding it."""
-        buf = (c_uint8 * 8)()
+        # With a PLC program loaded a STRING element is 127 bytes: the buffer
+        # must hold debug_size() bytes, whatever the element.
+        buf = (c_uint8 * max(8, self.debug_size(arr, elem)))()
         n = self.debug_read(arr, elem, ctypes.cast(buf, POINTER(c_uint8)))
         if n == 0 or n > 8:
             return None

@@ -140,6 +140,9 @@ struct Header {
     journal_rejected: AtomicU64,
     journal_applied: AtomicU64,
     journal_lost: AtomicU64,
+    /// 1 while a PLC program answers the debugger callbacks in the process
+    /// that runs it (`program::debug`); other processes then refuse them.
+    program_debug: AtomicU64,
     /// One ring per producer process (see `journal`).
     rings: [Ring; JOURNAL_RINGS],
     /// Longest wait for, and hold of, the lock by a plugin's `image_lock()`
@@ -381,6 +384,19 @@ impl Image {
     fn header(&self) -> &Header {
         // SAFETY: `base` points at an initialised `Header` for the image's life.
         unsafe { &*self.base.cast::<Header>() }
+    }
+
+    /// Tells every process mapping the image whether a PLC program answers
+    /// the debugger callbacks (in the process that runs it).
+    pub fn set_program_debug(&self, on: bool) {
+        self.header()
+            .program_debug
+            .store(u64::from(on), Ordering::SeqCst);
+    }
+
+    /// Whether a PLC program answers the debugger callbacks somewhere.
+    pub fn program_debug(&self) -> bool {
+        self.header().program_debug.load(Ordering::SeqCst) != 0
     }
 
     /// Slots per table.

@@ -1,11 +1,12 @@
-//! The program extension's C ABI (`glue/openplc_program.h`, version 1): the
-//! structs as `repr(C)` and the functions found with `dlsym`.
+//! The program extension's C ABI (`glue/openplc_program.h`), the version 1
+//! part: the structs as `repr(C)` and the functions found with `dlsym`
+//! (version 2's additions: `ext2`).
 
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::ptr::NonNull;
 
 /// The version of `openplc_program.h` this runtime speaks.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// `struct openplc_program_task`.
 #[repr(C)]

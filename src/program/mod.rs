@@ -18,8 +18,11 @@
 
 mod abi;
 mod bind;
+pub mod debug;
+mod ext2;
 mod retain;
 mod slot;
+mod v2;
 
 use std::cell::Cell;
 use std::ffi::{CStr, c_void};
@@ -91,6 +94,10 @@ pub struct Program {
     first_tick: Cell<Option<u64>>,
     last_rel: Cell<u64>,
     claimed: bool,
+    /// Version 2: the debugger provider (`v2`), held for its `Drop` (which
+    /// removes it); `None` only in unit tests. Declared before `retain`, so
+    /// it is dropped first: no debugger call runs during the last save.
+    _v2: Option<v2::V2>,
     /// RETAIN store (dropped, saving once more, with the program).
     retain: Option<Retain>,
 }
@@ -206,6 +213,7 @@ impl Program {
         }
         let located = bind::check(&ext.vars, buffer_size)?;
         let bindings = located.iter().map(Binding::new).collect();
+        let mut v2 = v2::V2::read(lookup)?;
         if claim {
             if CLAIMED.swap(true, Ordering::SeqCst) {
                 return Err(
@@ -213,6 +221,7 @@ impl Program {
                 );
             }
             PROGRAM_PERIOD_NS.store(period_ns, Ordering::SeqCst);
+            v2.claim();
         }
         let retain = if claim {
             Retain::start(&ext, state_dir, period_ns, label)
@@ -231,6 +240,7 @@ impl Program {
             last_rel: Cell::new(0),
             claimed: claim,
             retain,
+            _v2: Some(v2),
         }))
     }
 
@@ -377,6 +387,7 @@ mod tests {
             last_rel: Cell::new(0),
             claimed: false,
             retain: None,
+            _v2: None,
         }
     }
 

@@ -29,7 +29,7 @@ check "writes debug-map.json" test -f "$tmp/host/debug-map.json"
 contains "the debug map names the program's variables" "$(cat "$tmp/host/debug-map.json")" '"path": "INST0.COUNT"'
 symbols=$(nm -D --defined-only "$lib" | awk '{print $3}' | sort | tr '\n' ' ')
 equals "exports only OpenPLC's plugin ABI and the program extension (C++ stays inside)" "$symbols" \
-    "cleanup init openplc_program_abi openplc_program_retain_restore openplc_program_retain_save openplc_program_retain_signature openplc_program_retain_size openplc_program_run_task openplc_program_task_count openplc_program_task_time_ns openplc_program_tasks openplc_program_var_count openplc_program_vars start_loop stop_loop "
+    "cleanup init openplc_program_abi openplc_program_debug_array_count openplc_program_debug_elem_count openplc_program_debug_read openplc_program_debug_set openplc_program_debug_size openplc_program_debug_write openplc_program_retain_restore openplc_program_retain_save openplc_program_retain_signature openplc_program_retain_size openplc_program_run_task openplc_program_task_count openplc_program_task_time_ns openplc_program_tasks openplc_program_var_count openplc_program_vars start_loop stop_loop "
 check "keeps the STruC++ output with --keep" test -f "$tmp/host/generated/configuration.cpp"
 
 run "$build" --from-output "$tmp/host/generated" --name again -o "$tmp/again"

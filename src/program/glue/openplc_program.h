@@ -1,6 +1,6 @@
 /*
  * openplc_program.h: the program extension of an openplc-runtime native
- * plugin (plugins.conf type 1), version 1.
+ * plugin (plugins.conf type 1), version 2.
  *
  * A PLC program compiled by STruC++ is linked with openplc_program_glue.cpp
  * into a native plugin. Besides OpenPLC's native plugin ABI (init, start_loop,
@@ -16,6 +16,7 @@
 #ifndef OPENPLC_PROGRAM_H
 #define OPENPLC_PROGRAM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -25,7 +26,7 @@ extern "C" {
 /* The version this header describes. Any change to a struct or a function's
  * meaning below takes a new number; the runtime accepts exactly the numbers
  * it was built for. */
-#define OPENPLC_PROGRAM_ABI 1
+#define OPENPLC_PROGRAM_ABI 2
 
 /* The plugin is built with -fvisibility=hidden: only these symbols and
  * OpenPLC's native plugin ABI are exported. */
@@ -84,8 +85,9 @@ OPENPLC_PROGRAM_EXPORT const struct openplc_program_var *openplc_program_vars(vo
  * only (no addresses): every scalar leaf the debugger tables list inside a
  * RETAIN variable, in table order, each in the debugger's wire format.
  * `openplc_program_retain_signature()` changes whenever the set of leaves or
- * their types change (another program build), so a snapshot of another build
- * is never restored. */
+ * their types change, and with the build's identity when the glue is compiled
+ * with OPENPLC_PROGRAM_BUILD_HASH (build-plc-program does), so a snapshot of
+ * another build is never restored. */
 OPENPLC_PROGRAM_EXPORT uint32_t openplc_program_retain_size(void);
 OPENPLC_PROGRAM_EXPORT uint64_t openplc_program_retain_signature(void);
 /* Writes the snapshot into buf; returns the bytes written, 0 if len is less
@@ -95,8 +97,27 @@ OPENPLC_PROGRAM_EXPORT uint32_t openplc_program_retain_save(uint8_t *buf, uint32
  * or -1 for another length. Before the first task run. */
 OPENPLC_PROGRAM_EXPORT int openplc_program_retain_restore(const uint8_t *buf, uint32_t len);
 
-/* Reserved for version 2, not exported by version 1 builds: the debugger
- * provider (openplc_program_debug_*). */
+/* ---- Added by version 2 (openplc_program_glue_v2.cpp); required. ------- */
+
+/* OpenPLC's debugger interface over the program's variables, with OpenPLC's
+ * meaning (STruC++'s debug_dispatch.hpp): `arr` is an array of the debug
+ * tables (the globals first, then one per program instance), `elem` a leaf
+ * variable in it; sizes per type tag (1..8 bytes, 127 for STRING, 253 for
+ * WSTRING); status codes 0x7E ok, 0x81 out of bounds, 0x82 wrong length.
+ * debug_write is a soft write (ignored while the variable is forced);
+ * debug_set forces (`forcing`: the value is pinned until unforced) or
+ * unforces. The runtime calls them under its image lock, so never while a
+ * task runs. */
+OPENPLC_PROGRAM_EXPORT uint8_t openplc_program_debug_array_count(void);
+OPENPLC_PROGRAM_EXPORT uint16_t openplc_program_debug_elem_count(uint8_t arr);
+OPENPLC_PROGRAM_EXPORT uint16_t openplc_program_debug_size(uint8_t arr, uint16_t elem);
+OPENPLC_PROGRAM_EXPORT uint16_t openplc_program_debug_read(uint8_t arr, uint16_t elem,
+                                                           uint8_t *dest);
+OPENPLC_PROGRAM_EXPORT uint8_t openplc_program_debug_write(uint8_t arr, uint16_t elem,
+                                                           const uint8_t *bytes, uint16_t len);
+OPENPLC_PROGRAM_EXPORT uint8_t openplc_program_debug_set(uint8_t arr, uint16_t elem,
+                                                         bool forcing, const uint8_t *bytes,
+                                                         uint16_t len);
 
 #ifdef __cplusplus
 }

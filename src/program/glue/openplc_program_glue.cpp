@@ -133,6 +133,13 @@ struct Tables {
                 }
             }
         }
+#ifdef OPENPLC_PROGRAM_BUILD_HASH
+        // The build's identity (build-plc-program: a hash of the generated
+        // sources and the glue): a retain file of any other build, even one
+        // with the same RETAIN layout, is not restored.
+        const uint64_t build = OPENPLC_PROGRAM_BUILD_HASH;
+        fnv(retain_signature, &build, sizeof build);
+#endif
         for (uint32_t i = 0; i < ::strucpp::locatedVarsCount; ++i) {
             const ::strucpp::LocatedVar &v = ::strucpp::locatedVars[i];
             openplc_program_var l{};
