@@ -140,9 +140,6 @@ struct Header {
     journal_rejected: AtomicU64,
     journal_applied: AtomicU64,
     journal_lost: AtomicU64,
-    /// 1 while a PLC program answers the debugger callbacks in the process
-    /// that runs it (`program::debug`); other processes then refuse them.
-    program_debug: AtomicU64,
     /// One ring per producer process (see `journal`).
     rings: [Ring; JOURNAL_RINGS],
     /// Longest wait for, and hold of, the lock by a plugin's `image_lock()`
@@ -153,6 +150,10 @@ struct Header {
     /// Writes refused for a full journal, per ring, since the supervisor
     /// last took them (figures only, like the two above).
     ring_overflows: [AtomicU64; JOURNAL_RINGS],
+    /// 1 while a PLC program answers the debugger callbacks in the process
+    /// that runs it (`program::debug`); other processes then refuse them.
+    /// Last, so the rings keep their offset (test fixtures compute it).
+    program_debug: AtomicU64,
 }
 
 const HEADER_MAGIC: u64 = 0x4F50_4C43_494D_4703; // "OPLCIMG" + layout 3
