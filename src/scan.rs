@@ -74,10 +74,11 @@ fn queue_event(events: &mut Producer<'_, ScanEvent>, dropped: &AtomicU64, e: Sca
 pub struct ScanStats {
     /// Cycles completed: journal applied, hooks run.
     pub cycles: AtomicU64,
-    /// Cycles skipped because the image lock stayed held until the cycle's
-    /// end: the journal waits for the next cycle and the loop keeps its
-    /// deadlines instead of stalling behind the holder. Not in `cycles`, so
-    /// the watchdog sees no progress while it lasts.
+    /// Cycles whose journal pass was skipped because the image lock stayed
+    /// held half a period after the wake-up: the journal waits for the next
+    /// cycle, the hooks and the program's due tasks (on their last inputs)
+    /// run on time. Not in `cycles`, so the watchdog sees no progress while
+    /// it lasts.
     pub skipped: AtomicU64,
     /// Who held the lock at the last skip: its callback slot + 1, or 0 when
     /// the holder was not a plugin's `image_lock`.
@@ -300,19 +301,23 @@ fn scan_loop(
         // takes image_lock itself around its image access (holding the lock
         // here would deadlock every plugin that does).
         let mut hooks_ns = hooks.run(Phase::CycleStart);
-        // Wait for the lock at most until this cycle's end: a holder stalled
-        // (a plugin thread waiting for the GIL, or stopped) costs cycles that
-        // are counted, never the loop.
-        let applied = image.lock_until(deadline + period_ns);
+        // Wait for the lock at most half a period: a holder stalled (a plugin
+        // thread waiting for the GIL, or stopped) costs journal passes that
+        // are counted, never the loop, and the hooks and the program's due
+        // tasks keep their times.
+        let applied = image.lock_until(woke + period_ns / 2);
         if applied {
             image.apply_journal(&mut journal);
             // The PLC program's due tasks: inputs in, tasks, outputs out.
-            hooks.program.run(image, tick, period_ns);
+            hooks.program.run(image, tick, period_ns, true);
             image.unlock();
         } else {
             let holder = image.lock_hold().map_or(0, |(slot, _)| slot as u64 + 1);
             stats.skipped_holder.store(holder, Ordering::Relaxed);
             stats.skipped.fetch_add(1, Ordering::Relaxed);
+            // Due tasks run on their last inputs; their outputs are copied
+            // out by the next cycle that gets the lock.
+            hooks.program.run(image, tick, period_ns, false);
         }
         hooks_ns += hooks.run(Phase::CycleEnd);
         stats.hooks_max_ns.fetch_max(hooks_ns, Ordering::Relaxed);

@@ -170,7 +170,7 @@ fn a_worker_frozen_holding_the_lock_is_named_and_the_waits_it_causes_are_counted
     assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
     rt.wait_log("continued; image lock released", Duration::from_secs(30));
     rt.wait_log(
-        "the image lock was still held at the cycle's end, last by [frozen] (thread ",
+        "the image lock was still held half a period after the wake-up, last by [frozen] (thread ",
         Duration::from_secs(30),
     );
     rt.wait_log("of [frozen]'s worker)", Duration::from_secs(30));

@@ -502,3 +502,57 @@ fn a_second_program_is_refused_and_the_first_runs_on() {
         "{log}"
     );
 }
+
+#[test]
+fn a_plugin_holding_the_image_lock_does_not_stop_the_programs_tasks() {
+    // Issue 22, item 6: the scan waits for the image lock at most half a
+    // period; the program's due tasks then run on their last inputs and
+    // their outputs are copied out by the next cycle that gets the lock
+    // (it used to skip the whole cycle, tasks included).
+    let dir = TempDir::new("prog-held-lock");
+    let src = repo().join("examples/programs/counter.st");
+    let so = try_build(&dir, "counter", &src, false).unwrap_or_else(|e| panic!("{e}"));
+    let io = plcio(
+        &dir,
+        "io",
+        r#"[["write", "%IX0.0", 1], ["wait", "%QW0", ">=", 5],
+            ["hold", "%QW0", 0.5], ["sleep", 0.2], ["read", "%QW0"]]"#,
+    );
+    let (rec, log) = run_program(&dir, &[native_line("prog", &so, None), io], &[]);
+    assert_eq!(
+        rec.last().map(String::as_str),
+        Some("done"),
+        "{rec:?}\n{log}"
+    );
+    // Nothing reached the image while the plugin held it...
+    let held = rec.iter().find(|l| l.starts_with("held %QW0 ")).unwrap();
+    let v: Vec<u64> = held
+        .split(' ')
+        .skip(2)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert_eq!(v[0], v[1], "{rec:?}");
+    // ...but the task ran meanwhile (the runtime counts those runs and the
+    // late copy-outs), and its count reached the image after the release.
+    let line = log
+        .lines()
+        .find(|l| l.contains("cycle(s) ran tasks on their last inputs"))
+        .unwrap_or_else(|| panic!("no count of runs on last inputs:\n{log}"));
+    let counts: Vec<u64> = line
+        .split("image lock busy: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{line}"))
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(
+        counts.len() >= 2 && counts[0] >= 1 && counts[1] >= 1,
+        "{line}"
+    );
+    let after = value(&rec, "read %QW0 ");
+    assert!(
+        after > v[1],
+        "count {} at the hold, {after} after: {rec:?}",
+        v[1]
+    );
+}

@@ -182,7 +182,7 @@ fn a_plugin_holding_the_lock_costs_skipped_cycles_named_not_a_stalled_loop() {
     // The loop keeps its deadlines and counts what it skips, naming the holder;
     // past the limit the holder is named as the reason to withhold the ping.
     rt.wait_log(
-        "cycle(s) skipped: the image lock was still held at the cycle's end, last by [hog]",
+        "cycle(s) skipped: the image lock was still held half a period after the wake-up, last by [hog]",
         Duration::from_secs(20),
     );
     rt.wait_log(

@@ -9,11 +9,13 @@
 //! Without a program, `crate::debugger` keeps mapping arrays to the image
 //! tables.
 //!
-//! Calls that touch a variable (read, write, set) take the image lock: the
-//! scan thread runs the program's tasks under it, so a debugger call never
-//! sees a task half-way. The program's calls are installed when it is loaded
-//! and removed before its library is closed; removal waits for calls in
-//! flight (they hold `ACTIVE`). Lock order: `ACTIVE`, then the image lock.
+//! Calls that touch a variable (read, write, set) take `RUNNING`, which the
+//! scan thread holds while it runs the program's tasks and RETAIN snapshots
+//! (with or without the image lock: a plugin holding the image lock does not
+//! stop the tasks), so a debugger call never sees a task half-way and never
+//! waits for the image lock. The program's calls are installed when it is
+//! loaded and removed before its library is closed; removal waits for calls
+//! in flight (they hold `ACTIVE`). Lock order: `ACTIVE`, then `RUNNING`.
 //! No path allocates.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +25,15 @@ use super::ext2::DebugFns;
 use crate::image;
 
 static ACTIVE: Mutex<Option<DebugFns>> = Mutex::new(None);
+
+/// Held by the scan thread around a program cycle and by debugger calls that
+/// touch a variable. A debugger call holds it for one call into the glue.
+static RUNNING: Mutex<()> = Mutex::new(());
+
+/// The scan thread's hold on the program's variables for one cycle.
+pub(super) fn running() -> MutexGuard<'static, ()> {
+    RUNNING.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn active() -> MutexGuard<'static, Option<DebugFns>> {
     ACTIVE.lock().unwrap_or_else(|e| e.into_inner())
@@ -66,20 +77,13 @@ pub fn is_active() -> bool {
     active().is_some()
 }
 
-/// `f` with the program's calls, under the image lock when `locked`; `None`
+/// `f` with the program's calls, while no task runs when `locked`; `None`
 /// without a program.
 fn with<R>(locked: bool, f: impl FnOnce(&DebugFns) -> R) -> Option<R> {
     let guard = active();
     let fns = guard.as_ref()?;
-    let img = if locked { image::get() } else { None };
-    if let Some(img) = img {
-        img.lock();
-    }
-    let r = f(fns);
-    if let Some(img) = img {
-        img.unlock();
-    }
-    Some(r)
+    let _running = locked.then(running);
+    Some(f(fns))
 }
 
 // The functions were found in the program's library, which stays loaded

@@ -93,6 +93,8 @@ pub struct Program {
     /// Scan-thread state: the tick of the first run and of the last one.
     first_tick: Cell<Option<u64>>,
     last_rel: Cell<u64>,
+    /// Outputs of runs without the image lock, not yet copied out.
+    outputs_pending: Cell<bool>,
     claimed: bool,
     /// Version 2: the debugger provider (`v2`), held for its `Drop` (which
     /// removes it); `None` only in unit tests. Declared before `retain`, so
@@ -238,6 +240,7 @@ impl Program {
             task_time: ext.task_time,
             first_tick: Cell::new(None),
             last_rel: Cell::new(0),
+            outputs_pending: Cell::new(false),
             claimed: claim,
             retain,
             _v2: Some(v2),
@@ -288,7 +291,10 @@ impl Program {
 
     /// One scan cycle, deadline number `tick`, under the image lock. Scan
     /// thread only; no allocation.
-    fn run_cycle(&self, image: &Image, tick: u64, stats: &slot::TaskStats) {
+    fn run_cycle(&self, image: &Image, tick: u64, stats: &slot::TaskStats, locked: bool) {
+        // Debugger calls into the program wait while this runs (`debug`):
+        // tasks and RETAIN snapshots may run without the image lock.
+        let _running = debug::running();
         let first = match self.first_tick.get() {
             Some(f) => f,
             None => {
@@ -312,11 +318,23 @@ impl Program {
             // Snapshots what the last runs left (handed to the writer).
             r.tick();
         }
+        if locked && self.outputs_pending.replace(false) {
+            // What runs without the lock left (before inputs and memory are
+            // copied in over it).
+            for b in &self.bindings {
+                b.copy_out(image);
+            }
+            stats.late_outputs.fetch_add(1, Ordering::Relaxed);
+        }
         if !self.tasks.iter().any(|t| rel.is_multiple_of(t.every)) {
             return;
         }
-        for b in &self.bindings {
-            b.copy_in(image);
+        if locked {
+            for b in &self.bindings {
+                b.copy_in(image);
+            }
+        } else {
+            stats.stale_inputs.fetch_add(1, Ordering::Relaxed);
         }
         for (i, t) in self.tasks.iter().enumerate() {
             if !rel.is_multiple_of(t.every) {
@@ -328,6 +346,10 @@ impl Program {
             unsafe { (self.run_task)(i as u32) };
             let dt = crate::sys::monotonic_ns().saturating_sub(t0);
             stats.ran(i, dt, dt > t.interval_ns);
+        }
+        if !locked {
+            self.outputs_pending.set(true);
+            return;
         }
         for b in &self.bindings {
             b.copy_out(image);
@@ -385,6 +407,7 @@ mod tests {
             task_time,
             first_tick: Cell::new(None),
             last_rel: Cell::new(0),
+            outputs_pending: Cell::new(false),
             claimed: false,
             retain: None,
             _v2: None,
@@ -400,7 +423,7 @@ mod tests {
         slot.add(&p);
         // The scan starts at tick 100; the program's first cycle is its 0.
         for tick in 100..=112 {
-            slot.run(image, tick, 5_000_000);
+            slot.run(image, tick, 5_000_000, true);
         }
         let runs = std::mem::take(&mut *RUNS.lock().unwrap());
         assert_eq!(runs.iter().filter(|&&t| t == 0).count(), 7, "{runs:?}");
@@ -409,12 +432,12 @@ mod tests {
         assert_eq!(runs[..2], [0, 1]);
         // Ticks 113..=119 are skipped (a held lock, a late wake-up): T10
         // misses 114, 116, 118; T15 misses 115, 118. 120 runs T10 only.
-        slot.run(image, 120, 5_000_000);
+        slot.run(image, 120, 5_000_000, true);
         let report = slot.report();
         assert_eq!((report[0].runs, report[0].overruns), (8, 3), "{report:?}");
         assert_eq!((report[1].runs, report[1].overruns), (5, 2), "{report:?}");
         // A scan at another period does not run the program.
-        slot.run(image, 122, 20_000_000);
+        slot.run(image, 122, 20_000_000, true);
         assert_eq!(slot.report()[0].runs, 8);
         assert!(
             slot.status()
@@ -424,7 +447,7 @@ mod tests {
         assert_eq!(slot.take_new_overruns().len(), 2);
         assert!(slot.take_new_overruns().is_empty());
         assert!(slot.remove(Duration::from_millis(10)));
-        slot.run(image, 124, 5_000_000);
+        slot.run(image, 124, 5_000_000, true);
         assert_eq!(slot.report()[0].runs, 8);
     }
 

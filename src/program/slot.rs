@@ -15,6 +15,11 @@ pub struct TaskStats {
     runs: [AtomicU64; MAX_TASKS],
     overruns: [AtomicU64; MAX_TASKS],
     max_ns: [AtomicU64; MAX_TASKS],
+    /// Cycles whose due tasks ran on their last inputs: the image lock was
+    /// held by a plugin past the wait's bound, so nothing was copied in.
+    pub(super) stale_inputs: AtomicU64,
+    /// Cycles that copied out what unlocked runs had left pending.
+    pub(super) late_outputs: AtomicU64,
 }
 
 impl TaskStats {
@@ -23,6 +28,8 @@ impl TaskStats {
             runs: [const { AtomicU64::new(0) }; MAX_TASKS],
             overruns: [const { AtomicU64::new(0) }; MAX_TASKS],
             max_ns: [const { AtomicU64::new(0) }; MAX_TASKS],
+            stale_inputs: AtomicU64::new(0),
+            late_outputs: AtomicU64::new(0),
         }
     }
 
@@ -30,6 +37,8 @@ impl TaskStats {
         for a in self.runs.iter().chain(&self.overruns).chain(&self.max_ns) {
             a.store(0, Ordering::Relaxed);
         }
+        self.stale_inputs.store(0, Ordering::Relaxed);
+        self.late_outputs.store(0, Ordering::Relaxed);
     }
 
     /// Task `i` ran for `ns`; `over`: longer than its interval.
@@ -137,9 +146,11 @@ impl ProgramSlot {
     }
 
     /// One cycle of the program, if there is one and the scan runs at its
-    /// period: deadline number `tick`, under the image lock. Scan thread
+    /// period: deadline number `tick`; `locked`: the scan thread holds the
+    /// image lock (else the due tasks run on their last inputs and their
+    /// outputs wait for the next cycle that gets the lock). Scan thread
     /// only; no allocation.
-    pub fn run(&self, image: &Image, tick: u64, period_ns: u64) {
+    pub fn run(&self, image: &Image, tick: u64, period_ns: u64, locked: bool) {
         self.pass.fetch_add(1, Ordering::SeqCst);
         let p = self.program.load(Ordering::SeqCst);
         if !p.is_null() {
@@ -148,7 +159,7 @@ impl ProgramSlot {
             // thread touches its scan state.
             let program = unsafe { &*p };
             if program.period_ns == period_ns {
-                program.run_cycle(image, tick, &self.stats);
+                program.run_cycle(image, tick, &self.stats, locked);
             }
         }
         self.pass.fetch_add(1, Ordering::SeqCst);
@@ -203,6 +214,15 @@ impl ProgramSlot {
                 )
             })
             .collect();
-        Some(format!("program: {}", parts.join(", ")))
+        let stale = self.stats.stale_inputs.load(Ordering::Relaxed);
+        let late = self.stats.late_outputs.load(Ordering::Relaxed);
+        let lock = if stale + late > 0 {
+            format!(
+                "; image lock busy: {stale} cycle(s) ran tasks on their last inputs, {late} copied outputs out late"
+            )
+        } else {
+            String::new()
+        };
+        Some(format!("program: {}{lock}", parts.join(", ")))
     }
 }

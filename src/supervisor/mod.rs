@@ -368,6 +368,9 @@ impl Supervisor {
             stopped_by,
         };
         let q = |x: f64| stats.lateness_quantile_ns(x).unwrap_or(0) / 1000;
+        if let Some(p) = self.scan.hooks().program.status() {
+            log::info!("{p}");
+        }
         log::info!(
             "stopped: {} scan cycles, {} overrun(s), lateness p50 <= {} us, p99 <= {} us, max {} us; {} journal write(s) applied, {} dropped, {} lost; {} cycle(s) skipped on a held image lock",
             report.cycles,

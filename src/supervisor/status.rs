@@ -351,7 +351,7 @@ impl Supervisor {
         if d[4] > failed {
             // Failed waits are skipped cycles too, told above.
             log::warn!(
-                "scan: {} cycle(s) skipped: the image lock was still held at the cycle's end, last by {}; the journal waits for the next cycle",
+                "scan: {} cycle(s) skipped: the image lock was still held half a period after the wake-up, last by {}; the journal waits for the next cycle",
                 d[4].saturating_sub(failed),
                 self.lock_holder_text()
             );
