@@ -15,6 +15,7 @@
 //! - `reload`: SIGHUP, the reload decision and how it is applied;
 //! - `status`: STATUS= and the periodic report.
 
+mod order;
 mod reload;
 mod restart;
 mod slot;
