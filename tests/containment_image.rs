@@ -211,6 +211,12 @@ fn a_worker_that_writes_a_made_up_owner_into_the_image_mutex_cannot_abort_the_ru
         "scribbled over journal ring 1 (ghost_lock)",
         Duration::from_secs(30),
     );
+    // The worker's own image_lock() on that mutex fails too: told from the
+    // worker's process, under the plugin's name.
+    rt.wait_log(
+        "[scribbler] image_lock() could not take the image lock: No such process (os error 3)",
+        Duration::from_secs(30),
+    );
     assert!(rt.child.try_wait().unwrap().is_none(), "{}", rt.log_text());
     rt.signal(libc::SIGTERM);
     let code = rt.wait_exit(Duration::from_secs(30));

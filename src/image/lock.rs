@@ -16,6 +16,7 @@
 //! owner thread id the kernel's futex word carries, which the supervisor
 //! resolves to a process.
 
+use std::cell::Cell;
 use std::ffi::c_int;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
@@ -23,6 +24,12 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use super::Image;
 use crate::config::MAX_PLUGINS;
 use crate::sys::monotonic_ns;
+
+thread_local! {
+    /// Whether this thread's last `image_lock()` took the lock (and its
+    /// `image_unlock()` has not released it yet).
+    static PLUGIN_HOLDS: Cell<bool> = const { Cell::new(false) };
+}
 
 /// `lock_holder` value of a lock taken by the runtime itself (or nobody).
 pub const HOLDER_NONE: u64 = 0;
@@ -151,7 +158,11 @@ impl Image {
         // SAFETY: signal 0 only checks that the thread exists.
         let gone = unsafe { libc::kill(tid as libc::pid_t, 0) } != 0
             // SAFETY: reading this thread's errno right after the call.
-            && unsafe { *libc::__errno_location() } == libc::ESRCH;
+            && unsafe { *libc::__errno_location() } == libc::ESRCH
+            // A holder that unlocked and ended since the word was read is
+            // no ghost: only a word still naming the ended thread is (the
+            // kernel clears a robust owner's word before its thread ends).
+            && self.lock_owner_tid() == Some(tid);
         if gone {
             let st = &self.lock_state;
             st.blocked_tid.store(u64::from(tid), Ordering::Relaxed);
@@ -164,11 +175,30 @@ impl Image {
 
     /// Takes the image lock for the plugin in callback slot `slot`, recording
     /// the hold (who and since when) for the scan thread and the watchdog.
+    ///
+    /// OpenPLC's `void image_lock(void)` gives a plugin no way to learn that
+    /// the lock was not taken (a mutex written over in the mapping): the
+    /// failure is counted and logged under the plugin's name (from a worker
+    /// process too, whose counts the supervisor does not read), the plugin's
+    /// image access until its `image_unlock()` is unguarded, and that
+    /// unlock then releases nothing and clears no other holder's record.
     pub fn lock_for_plugin(&self, slot: usize) {
         let asked = monotonic_ns();
         if !self.lock() {
+            PLUGIN_HOLDS.set(false);
+            let (n, errno) = self.lock_failures();
+            // First, second, fourth... failure: bounded, whatever the rate.
+            if n.is_power_of_two() {
+                log::error!(
+                    "[{}] image_lock() could not take the image lock: {}; the mutex in the shared image mapping is corrupt, and the plugin's image access until image_unlock() is unguarded (OpenPLC's void image_lock() cannot tell it); {n} failed lock call(s) in process {} so far",
+                    super::callbacks::slot_name(slot),
+                    std::io::Error::from_raw_os_error(errno),
+                    std::process::id()
+                );
+            }
             return;
         }
+        PLUGIN_HOLDS.set(true);
         let h = self.header();
         let now = monotonic_ns();
         h.plugin_lock_wait_max_ns
@@ -177,8 +207,12 @@ impl Image {
         h.lock_holder.store(slot as u64 + 1, Ordering::Release);
     }
 
-    /// Releases a lock taken with [`Image::lock_for_plugin`].
+    /// Releases a lock taken with [`Image::lock_for_plugin`] on this thread;
+    /// nothing when that call failed (or there was none).
     pub fn unlock_for_plugin(&self) {
+        if !PLUGIN_HOLDS.replace(false) {
+            return;
+        }
         let h = self.header();
         let held = monotonic_ns().saturating_sub(h.lock_since_ns.load(Ordering::Relaxed));
         h.plugin_lock_hold_max_ns.fetch_max(held, Ordering::Relaxed);
@@ -488,6 +522,26 @@ mod tests {
         let (n, errno) = img.lock_failures();
         assert_eq!(n, 1, "errno {errno}");
         assert_ne!(errno, 0);
+    }
+
+    #[test]
+    fn a_plugin_lock_that_fails_is_counted_and_its_unlock_clears_no_other_hold() {
+        let img = Image::create(8).unwrap();
+        // SAFETY: as above, scribbling over this image's own mutex.
+        unsafe {
+            std::ptr::write_bytes(
+                img.header().lock.get().cast::<u8>(),
+                0xA5,
+                size_of::<libc::pthread_mutex_t>(),
+            )
+        };
+        img.lock_for_plugin(1);
+        assert_eq!(img.lock_failures().0, 1);
+        // Another plugin's hold, as recorded: the failed caller's unlock
+        // must neither release nor erase it (it used to clear the record).
+        img.header().lock_holder.store(3, Ordering::Relaxed);
+        img.unlock_for_plugin();
+        assert_eq!(img.header().lock_holder.load(Ordering::Relaxed), 3);
     }
 
     #[test]
