@@ -19,7 +19,8 @@ OPENPLC_RUNTIME_SITE = $(call qstrip,$(BR2_PACKAGE_OPENPLC_RUNTIME_REPO_URL))
 OPENPLC_RUNTIME_SITE_METHOD = git
 endif
 
-OPENPLC_RUNTIME_LICENSE = MIT
+OPENPLC_RUNTIME_LICENSE = Apache-2.0 or MIT
+OPENPLC_RUNTIME_LICENSE_FILES = LICENSE
 
 # host-python3: pyo3's build script runs it to read the target's
 # _sysconfigdata; python3: the libpython3.X.so the runtime embeds.

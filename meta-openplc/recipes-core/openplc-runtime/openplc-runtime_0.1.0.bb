@@ -4,9 +4,8 @@ DESCRIPTION = "openplc-runtime embeds CPython (pyo3) and runs OpenPLC v4 Python 
                root filesystems."
 SECTION = "console/utils"
 CVE_PRODUCT = "openplc-runtime"
-LICENSE = "MIT"
-# The crate declares its licence in Cargo.toml (line 7: license = "MIT").
-LIC_FILES_CHKSUM = "file://Cargo.toml;beginline=7;endline=7;md5=29c91c89ee62891477a1476375143bef"
+LICENSE = "Apache-2.0 | MIT"
+LIC_FILES_CHKSUM = "file://LICENSE;md5=4f2dde46d83167a9725dc833e8ecf734"
 
 require openplc-source.inc
 require ${BPN}-crates.inc

@@ -6,8 +6,8 @@ DESCRIPTION = "The scripts the openplc-plugin-venv class runs to pre-build a \
                carries copies."
 SECTION = "devel"
 CVE_PRODUCT = "openplc-runtime"
-LICENSE = "MIT"
-LIC_FILES_CHKSUM = "file://Cargo.toml;beginline=7;endline=7;md5=29c91c89ee62891477a1476375143bef"
+LICENSE = "Apache-2.0 | MIT"
+LIC_FILES_CHKSUM = "file://LICENSE;md5=4f2dde46d83167a9725dc833e8ecf734"
 
 require openplc-source.inc
 
