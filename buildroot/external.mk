@@ -4,6 +4,9 @@
 # QEMU test image).
 OPENPLC_TOPDIR = $(realpath $(BR2_EXTERNAL_OPENPLC_PATH)/..)
 OPENPLC_SCRIPTS_DIR = $(OPENPLC_TOPDIR)/scripts
+# The project's version (Cargo.toml's): the example plugins' version.
+OPENPLC_VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p;T;q' \
+	$(OPENPLC_TOPDIR)/Cargo.toml)
 
 # The plugin and program package infrastructures first: the plugin and
 # program packages use them.

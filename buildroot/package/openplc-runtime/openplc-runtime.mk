@@ -11,6 +11,12 @@ OPENPLC_RUNTIME_SITE = $(OPENPLC_TOPDIR)
 OPENPLC_RUNTIME_SITE_METHOD = local
 # Not the host's cargo build tree, nor scripts/run-example's venvs.
 OPENPLC_RUNTIME_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = --exclude=/target --exclude=/venvs
+# legal-info archives a local source with Buildroot's VCS exclusions
+# only, not the ones above: add them there (private: not inherited by
+# the steps legal-info depends on).
+openplc-runtime-legal-info: private RSYNC_VCS_EXCLUSIONS += \
+	--exclude=/target --exclude=/venvs
+
 else
 # A release: Buildroot vendors the crates into the tarball and checks it
 # against openplc-runtime.hash.
