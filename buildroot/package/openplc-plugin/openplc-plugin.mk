@@ -23,18 +23,20 @@
 #                            requirements.txt next to FOO's .mk)
 #   FOO_EXTRA_DOWNLOADS      the wheels those requirements resolve to (full
 #                            URLs, sha256 in FOO's .hash); none: no venv
+#   FOO_PLUGIN_ADD_FILES     files put into the source tarball beside the
+#                            plugin's (the examples: the project's LICENSE)
 #   FOO_VERSION              the plugin's version (default: the project's,
 #                            Cargo.toml's, for the example plugins)
 #   FOO_LICENSE              what the package ships: the plugin's licence
 #                            and each venv distribution's, from its wheel's
 #                            METADATA, e.g. "MIT (plugin), MIT (tabulate)"
-#   FOO_LICENSE_FILES        LICENSE (the project's, put into the source
-#                            tarball) and each wheel's licence files as
+#   FOO_LICENSE_FILES        the plugin's licence file(s) and each wheel's
+#                            licence files as
 #                            NAME-VERSION.dist-info/PATH (taken out of the
 #                            wheels into the build directory)
 #
-# The plugin's source is a reproducible tarball of FOO_PLUGIN_SRCDIR plus
-# the project's LICENSE (Buildroot's mk_tar_gz, fixed mtime), made before
+# The plugin's source is a reproducible tarball of FOO_PLUGIN_SRCDIR and
+# FOO_PLUGIN_ADD_FILES (Buildroot's mk_tar_gz, fixed mtime), made before
 # the download step and then fetched from a file:// site like any
 # download: it is checked against the sha256 in FOO's .hash, and
 # legal-info saves it with the wheels. A changed plugin file changes the
@@ -52,7 +54,7 @@ OPENPLC_PLUGIN_SOURCES_DIR = $(BUILD_DIR)/openplc-plugin-sources
 define OPENPLC_PLUGIN_MAKE_SOURCE
 	rm -rf $(OPENPLC_PLUGIN_SOURCES_DIR)/$($(PKG)_BASENAME_RAW)
 	mkdir -p $(OPENPLC_PLUGIN_SOURCES_DIR)/$($(PKG)_BASENAME_RAW)
-	cp -R $($(PKG)_PLUGIN_SRCDIR)/. $(OPENPLC_TOPDIR)/LICENSE \
+	cp -R $($(PKG)_PLUGIN_SRCDIR)/. $($(PKG)_PLUGIN_ADD_FILES) \
 		$(OPENPLC_PLUGIN_SOURCES_DIR)/$($(PKG)_BASENAME_RAW)/
 	find $(OPENPLC_PLUGIN_SOURCES_DIR)/$($(PKG)_BASENAME_RAW) \
 		-name __pycache__ -prune -exec rm -rf {} +
