@@ -113,8 +113,20 @@ def options(text):
     return result
 
 
-def wheel_fits(filename, xy, arch):
-    """A wheel's tags accept CPython X.Y on manylinux <= 2.28 for ARCH."""
+def features_glibc(path):
+    """(major, minor) of glibc from a features.h, or None."""
+    found = {}
+    if path and os.path.isfile(path):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                m = re.match(r"#\s*define\s+__GLIBC(_MINOR)?__\s+(\d+)", line)
+                if m:
+                    found[m.group(1) or ""] = int(m.group(2))
+    return (found[""], found["_MINOR"]) if "" in found and "_MINOR" in found else None
+
+
+def wheel_fits(filename, xy, arch, glibc=(2, 28)):
+    """A wheel's tags accept CPython X.Y on manylinux <= GLIBC for ARCH."""
     parts = filename[:-len(".whl")].split("-")
     if len(parts) < 5:
         return False
@@ -130,8 +142,8 @@ def wheel_fits(filename, xy, arch):
         m = re.fullmatch(r"manylinux_(\d+)_(\d+)_(\w+)", tag) or re.fullmatch(r"manylinux(2014)_(\w+)", tag)
         if m and tag.startswith("manylinux2014") and m.group(2) == arch:
             return True
-        glibc = (int(m.group(1)), int(m.group(2))) if m and not tag.startswith("manylinux2014") else None
-        if glibc and m.group(3) == arch and glibc <= (2, 28):
+        tag_glibc = (int(m.group(1)), int(m.group(2))) if m and not tag.startswith("manylinux2014") else None
+        if tag_glibc and m.group(3) == arch and tag_glibc <= glibc:
             return True
     return False
 
@@ -180,6 +192,10 @@ def assert_tree(args):
     r.check(".config: no BR2_ROOTFS_OVERLAY (the packages install everything)",
             config.get("BR2_ROOTFS_OVERLAY", '""') == '""', config.get("BR2_ROOTFS_OVERLAY"))
 
+    # The toolchain's glibc, as the plugin packages read it (features.h).
+    glibc = features_glibc(v.get("OPENPLC_PLUGIN_FEATURES_H"))
+    r.check("features.h %s gives a glibc version" % v.get("OPENPLC_PLUGIN_FEATURES_H"), glibc is not None)
+
     # show-info: the packages and their dependencies.
     runtime = info.get(RUNTIME)
     r.check("show-info: %s is selected" % RUNTIME, runtime is not None)
@@ -214,7 +230,8 @@ def assert_tree(args):
             r.check("%s: %s has a sha256 in %s" % (package, wheel, ", ".join(p["hashes"])), wheel in hashes)
             r.check("%s: %s fits CPython %s on %s" % (package, wheel, v.get("PYTHON3_VERSION_MAJOR"),
                                                       v.get("OPENPLC_PLUGIN_WHEEL_ARCH")),
-                    wheel_fits(wheel, v.get("PYTHON3_VERSION_MAJOR", ""), v.get("OPENPLC_PLUGIN_WHEEL_ARCH", "")))
+                    wheel_fits(wheel, v.get("PYTHON3_VERSION_MAJOR", ""), v.get("OPENPLC_PLUGIN_WHEEL_ARCH", ""),
+                               glibc or (0, 0)))
         # Every pin of the requirements has its wheel among the downloads.
         prefix = upper(package)
         requirements = v.get(prefix + "_PLUGIN_REQUIREMENTS", "")
@@ -242,8 +259,10 @@ def assert_tree(args):
         r.equal("%s: build-target-venv runs and compiles with host-python3" % package,
                 [norm(x) for x in venv.get("--host-python", []) + venv.get("--compile-python", [])],
                 [os.path.join(out, "host/bin/python3")] * 2)
-        r.equal("%s: build-target-venv --platform" % package, venv.get("--platform"),
-                ["manylinux_2_28_" + v.get("OPENPLC_PLUGIN_WHEEL_ARCH", "?")])
+        r.equal("%s: build-target-venv --platform is the toolchain's glibc %s (%s) and arch" % (
+                    package, ".".join(map(str, glibc or ())), v.get("OPENPLC_PLUGIN_FEATURES_H")),
+                venv.get("--platform"),
+                ["manylinux_%d_%d_%s" % (glibc + (v.get("OPENPLC_PLUGIN_WHEEL_ARCH", "?"),))] if glibc else None)
         r.equal("%s: build-target-venv --wheelhouse is in the build directory" % package,
                 [norm(x) for x in venv.get("--wheelhouse", [])],
                 [os.path.join(out, "build", "%s-%s" % (package, project_version), "wheelhouse")])

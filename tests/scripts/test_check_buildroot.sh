@@ -90,6 +90,17 @@ if [[ -f $real && -f $cache/check-out/.config ]]; then
     contains "assert: a wheel for another Python fails" "$out" "not ok - openplc-plugin-image-logger: tabulate-0.9.0-cp313-cp313-manylinux_2_28_aarch64.whl fits CPython 3.14"
     contains "assert: a wheel without a hash line fails" "$out" "not ok - openplc-plugin-image-logger: tabulate-0.9.0-cp313-cp313-manylinux_2_28_aarch64.whl has a sha256"
 
+    # The wheel platform follows the toolchain's glibc (features.h): a wheel
+    # needing a newer glibc does not fit, a missing features.h fails.
+    sed -e '1s/tabulate-0.9.0-py3-none-any.whl/tabulate-0.9.0-cp314-cp314-manylinux_2_99_aarch64.whl/g' "$real" >"$tmp/glibc.txt"
+    assert_with "$tmp/glibc.txt"
+    contains "assert: a wheel for a newer glibc than the toolchain's fails" "$out" \
+        "not ok - openplc-plugin-image-logger: tabulate-0.9.0-cp314-cp314-manylinux_2_99_aarch64.whl fits CPython 3.14"
+    sed -e "s|^OPENPLC_PLUGIN_FEATURES_H=.*|OPENPLC_PLUGIN_FEATURES_H='$tmp/none/features.h'|" "$real" >"$tmp/nofeatures.txt"
+    assert_with "$tmp/nofeatures.txt"
+    expect_rc "assert: no features.h, no glibc version: fails" 1
+    contains "assert: names features.h" "$out" "not ok - features.h $tmp/none/features.h gives a glibc version"
+
     # The plugin package's install-plugin options, as Buildroot computed
     # them, run for real into a scratch root instead of the target dir.
     opts=$(sed -n "s/^OPENPLC_PLUGIN_IMAGE_LOGGER_PLUGIN_INSTALL_OPTS='\(.*\)'$/\1/p" "$real")

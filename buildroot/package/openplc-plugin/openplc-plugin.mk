@@ -42,10 +42,35 @@
 # legal-info saves it with the wheels. A changed plugin file changes the
 # hash: the download step then fails naming the new sha256.
 
-# The target's wheels: manylinux_2_28 (glibc 2.28, 2018) and the older
-# manylinux tags, which is what PyPI's wheels carry.
-OPENPLC_PLUGIN_WHEEL_ARCH = $(if $(BR2_ARM_CPU_ARMV7A),armv7l,$(ARCH))
-OPENPLC_PLUGIN_WHEEL_PLATFORM = manylinux_2_28_$(OPENPLC_PLUGIN_WHEEL_ARCH)
+# The target's wheels: manylinux_<glibc>_<arch> (pip then also takes every
+# older manylinux tag), <glibc> the toolchain's glibc, read from its
+# features.h in staging when the venv is built (the toolchain is installed
+# by then; internal or external toolchain alike). ARM: PyPI's manylinux
+# wheels are armv7l, ARMv7-A hard-float (EABIhf), only; an ARMv6/ARMv5 or
+# soft-float target gets no wheel arch and the install step stops with a
+# message instead of installing wrong-ISA code.
+OPENPLC_PLUGIN_WHEEL_ARCH = $(strip $(if $(BR2_arm),\
+	$(if $(BR2_ARM_CPU_ARMV7A),$(if $(BR2_ARM_EABIHF),armv7l)),\
+	$(filter aarch64 x86_64 i686 ppc64le s390x riscv64,$(ARCH))))
+OPENPLC_PLUGIN_FEATURES_H = $(STAGING_DIR)/usr/include/features.h
+OPENPLC_PLUGIN_GLIBC = $(shell awk '$$1 == "\#define" && $$2 == "__GLIBC__" { M = $$3 } \
+	$$1 == "\#define" && $$2 == "__GLIBC_MINOR__" { m = $$3 } \
+	END { if (M != "" && m != "") print M "_" m }' $(OPENPLC_PLUGIN_FEATURES_H) 2>/dev/null)
+OPENPLC_PLUGIN_WHEEL_PLATFORM = manylinux_$(OPENPLC_PLUGIN_GLIBC)_$(OPENPLC_PLUGIN_WHEEL_ARCH)
+
+# Before a venv is built: a target manylinux wheels exist for, and a glibc
+# of at least 2.17 (manylinux2014, the oldest tag pip takes).
+define OPENPLC_PLUGIN_CHECK_WHEEL_PLATFORM
+	@if [ -z "$(OPENPLC_PLUGIN_WHEEL_ARCH)" ]; then \
+		echo "$($(PKG)_NAME): no manylinux wheels exist for this target ($(ARCH)$(if $(BR2_arm), $(strip $(call qstrip,$(BR2_GCC_TARGET_CPU) $(BR2_GCC_TARGET_ARCH))) float-abi=$(call qstrip,$(BR2_GCC_TARGET_FLOAT_ABI)))): PyPI's ARM wheels are armv7l (ARMv7-A, hard float) only; build this plugin for such a target, or drop its wheels" >&2; \
+		exit 1; \
+	fi
+	@case "$(OPENPLC_PLUGIN_GLIBC)" in \
+	2_1[7-9] | 2_[2-9][0-9] | [3-9]_*) ;; \
+	'') echo "$($(PKG)_NAME): cannot read the toolchain's glibc version from $(OPENPLC_PLUGIN_FEATURES_H)" >&2; exit 1 ;; \
+	*) echo "$($(PKG)_NAME): the toolchain's glibc $(subst _,.,$(OPENPLC_PLUGIN_GLIBC)) is older than 2.17, the oldest manylinux (2014) wheels need" >&2; exit 1 ;; \
+	esac
+endef
 
 OPENPLC_PLUGIN_SOURCES_DIR = $(BUILD_DIR)/openplc-plugin-sources
 
@@ -117,6 +142,7 @@ define OPENPLC_PLUGIN_BUILD_CMDS
 endef
 
 define OPENPLC_PLUGIN_INSTALL_TARGET_CMDS
+	$(if $(call OPENPLC_PLUGIN_VENV,$(PKG)),$(OPENPLC_PLUGIN_CHECK_WHEEL_PLATFORM))
 	$(if $(call OPENPLC_PLUGIN_VENV,$(PKG)),\
 		$(OPENPLC_SCRIPTS_DIR)/build-target-venv $($(PKG)_PLUGIN_VENV_OPTS))
 	$(OPENPLC_SCRIPTS_DIR)/install-plugin $($(PKG)_PLUGIN_INSTALL_OPTS)
