@@ -113,8 +113,20 @@ def options(text):
     return result
 
 
-def wheel_fits(filename, xy, arch):
-    """A wheel's tags accept CPython X.Y on manylinux <= 2.28 for ARCH."""
+def features_glibc(path):
+    """(major, minor) of glibc from a features.h, or None."""
+    found = {}
+    if path and os.path.isfile(path):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                m = re.match(r"#\s*define\s+__GLIBC(_MINOR)?__\s+(\d+)", line)
+                if m:
+                    found[m.group(1) or ""] = int(m.group(2))
+    return (found[""], found["_MINOR"]) if "" in found and "_MINOR" in found else None
+
+
+def wheel_fits(filename, xy, arch, glibc=(2, 28)):
+    """A wheel's tags accept CPython X.Y on manylinux <= GLIBC for ARCH."""
     parts = filename[:-len(".whl")].split("-")
     if len(parts) < 5:
         return False
@@ -130,8 +142,8 @@ def wheel_fits(filename, xy, arch):
         m = re.fullmatch(r"manylinux_(\d+)_(\d+)_(\w+)", tag) or re.fullmatch(r"manylinux(2014)_(\w+)", tag)
         if m and tag.startswith("manylinux2014") and m.group(2) == arch:
             return True
-        glibc = (int(m.group(1)), int(m.group(2))) if m and not tag.startswith("manylinux2014") else None
-        if glibc and m.group(3) == arch and glibc <= (2, 28):
+        tag_glibc = (int(m.group(1)), int(m.group(2))) if m and not tag.startswith("manylinux2014") else None
+        if tag_glibc and m.group(3) == arch and tag_glibc <= glibc:
             return True
     return False
 
@@ -180,6 +192,10 @@ def assert_tree(args):
     r.check(".config: no BR2_ROOTFS_OVERLAY (the packages install everything)",
             config.get("BR2_ROOTFS_OVERLAY", '""') == '""', config.get("BR2_ROOTFS_OVERLAY"))
 
+    # The toolchain's glibc, as the plugin packages read it (features.h).
+    glibc = features_glibc(v.get("OPENPLC_PLUGIN_FEATURES_H"))
+    r.check("features.h %s gives a glibc version" % v.get("OPENPLC_PLUGIN_FEATURES_H"), glibc is not None)
+
     # show-info: the packages and their dependencies.
     runtime = info.get(RUNTIME)
     r.check("show-info: %s is selected" % RUNTIME, runtime is not None)
@@ -199,14 +215,23 @@ def assert_tree(args):
         r.equal("show-info: %s depends on %s" % (package, ", ".join(sorted(PLUGIN_DEPENDENCIES))),
                 set(p["dependencies"]) - INFRA_DEPENDENCIES, PLUGIN_DEPENDENCIES)
         hashes = hash_lines(p["hashes"])
-        wheels = [d["source"] for d in p["downloads"]]
-        r.check("show-info: %s downloads wheels only" % package,
+        project_version = cargo.get("package", {}).get("version")
+        r.equal("show-info: %s has the project's version (Cargo.toml)" % package,
+                p.get("version"), project_version)
+        sources = [d["source"] for d in p["downloads"]]
+        tarball = "%s-%s.tar.gz" % (package, project_version)
+        r.check("show-info: %s downloads its source tarball %s, then wheels" % (package, tarball),
+                sources[:1] == [tarball] and len(sources) > 1, sources)
+        r.check("%s: %s has a sha256" % (package, tarball), tarball in hashes)
+        wheels = sources[1:]
+        r.check("show-info: %s's other downloads are wheels" % package,
                 wheels and all(w.endswith(".whl") for w in wheels), wheels)
         for wheel in wheels:
             r.check("%s: %s has a sha256 in %s" % (package, wheel, ", ".join(p["hashes"])), wheel in hashes)
             r.check("%s: %s fits CPython %s on %s" % (package, wheel, v.get("PYTHON3_VERSION_MAJOR"),
                                                       v.get("OPENPLC_PLUGIN_WHEEL_ARCH")),
-                    wheel_fits(wheel, v.get("PYTHON3_VERSION_MAJOR", ""), v.get("OPENPLC_PLUGIN_WHEEL_ARCH", "")))
+                    wheel_fits(wheel, v.get("PYTHON3_VERSION_MAJOR", ""), v.get("OPENPLC_PLUGIN_WHEEL_ARCH", ""),
+                               glibc or (0, 0)))
         # Every pin of the requirements has its wheel among the downloads.
         prefix = upper(package)
         requirements = v.get(prefix + "_PLUGIN_REQUIREMENTS", "")
@@ -234,14 +259,19 @@ def assert_tree(args):
         r.equal("%s: build-target-venv runs and compiles with host-python3" % package,
                 [norm(x) for x in venv.get("--host-python", []) + venv.get("--compile-python", [])],
                 [os.path.join(out, "host/bin/python3")] * 2)
-        r.equal("%s: build-target-venv --platform" % package, venv.get("--platform"),
-                ["manylinux_2_28_" + v.get("OPENPLC_PLUGIN_WHEEL_ARCH", "?")])
+        r.equal("%s: build-target-venv --platform is the toolchain's glibc %s (%s) and arch" % (
+                    package, ".".join(map(str, glibc or ())), v.get("OPENPLC_PLUGIN_FEATURES_H")),
+                venv.get("--platform"),
+                ["manylinux_%d_%d_%s" % (glibc + (v.get("OPENPLC_PLUGIN_WHEEL_ARCH", "?"),))] if glibc else None)
         r.equal("%s: build-target-venv --wheelhouse is in the build directory" % package,
                 [norm(x) for x in venv.get("--wheelhouse", [])],
-                [os.path.join(out, "build", package, "wheelhouse")])
+                [os.path.join(out, "build", "%s-%s" % (package, project_version), "wheelhouse")])
         inst = options(v.get(prefix + "_PLUGIN_INSTALL_OPTS", ""))
-        r.equal("%s: install-plugin --source is the project's %s" % (package, srcdir),
-                [norm(x) for x in inst.get("--source", [])], [os.path.join(top, srcdir)])
+        r.equal("%s: install-plugin --source is the build directory (the hashed tarball)" % package,
+                [norm(x) for x in inst.get("--source", [])],
+                [os.path.join(out, "build", "%s-%s" % (package, project_version))])
+        r.equal("%s: the tarball is made from the project's %s" % (package, srcdir),
+                norm(v.get(prefix + "_PLUGIN_SRCDIR")), os.path.join(top, srcdir))
         r.equal("%s: install-plugin --name/--entry/--config/--venv" % package,
                 (inst.get("--name"), inst.get("--entry"), inst.get("--config"), inst.get("--venv")),
                 ([name], ["plugin.py"], [config_file], [None]))
@@ -318,6 +348,81 @@ def assert_tree(args):
     return 1 if r.failed else 0
 
 
+def wheel_metadata(path):
+    """(Name, licence, [licence file paths in the wheel]) from a wheel's METADATA."""
+    import email.parser
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        name = next(n for n in z.namelist() if re.fullmatch(r"[^/]+\.dist-info/METADATA", n))
+        meta = email.parser.Parser().parsestr(z.read(name).decode("utf-8"), headersonly=True)
+        info = name.split("/")[0]
+        names = set(z.namelist())
+    licence = meta.get("License-Expression") or meta.get("License") or ""
+    files = []
+    for f in meta.get_all("License-File") or []:
+        for candidate in ("%s/licenses/%s" % (info, f), "%s/%s" % (info, f)):
+            if candidate in names:
+                files.append(candidate)
+                break
+        else:
+            files.append("%s/licenses/%s (missing)" % (info, f))
+    return meta.get("Name"), licence.strip(), files
+
+
+def legal(args):
+    """legal-info's manifest, sources and licences for the runtime and the plugins."""
+    import csv
+    import tarfile
+    r = Report()
+    _, v = read_make_output(args.make_output)
+    with open(os.path.join(args.top, "Cargo.toml"), "rb") as f:
+        version = tomllib.load(f)["package"]["version"]
+    with open(os.path.join(args.legal_info, "manifest.csv"), encoding="utf-8") as f:
+        # Per-package legal-info appends rows without the header line.
+        columns = ("PACKAGE", "VERSION", "LICENSE", "LICENSE FILES", "SOURCE ARCHIVE", "SOURCE SITE")
+        manifest = {row[0]: dict(zip(columns, row)) for row in csv.reader(f) if row and row[0] != "PACKAGE"}
+    for package in PLUGINS:
+        row = manifest.get(package)
+        r.check("legal-info: %s is in manifest.csv" % package, row is not None, sorted(manifest))
+        if not row:
+            continue
+        r.equal("legal-info: %s's version" % package, row["VERSION"], version)
+        prefix = upper(package)
+        declared = v.get(prefix + "_LICENSE", "")
+        files = v.get(prefix + "_LICENSE_FILES", "").split()
+        r.equal("legal-info: %s's licence is the declared one" % package, row["LICENSE"], declared)
+        sources = os.path.join(args.legal_info, "sources", "%s-%s" % (package, version))
+        saved = sorted(os.listdir(sources)) if os.path.isdir(sources) else []
+        wheels = [w for w in saved if w.endswith(".whl")]
+        r.check("legal-info: %s's sources hold its tarball and wheels" % package,
+                "%s-%s.tar.gz" % (package, version) in saved and wheels, saved)
+        r.check("%s: the plugin's licence and LICENSE are declared" % package,
+                declared.startswith("Apache-2.0 or MIT (plugin)") and "LICENSE" in files, (declared, files))
+        for wheel in wheels:
+            name, licence, licence_files = wheel_metadata(os.path.join(sources, wheel))
+            r.check("%s: declares %s's licence from its METADATA, '%s (%s)'" % (package, wheel, licence, name),
+                    "%s (%s)" % (licence, name) in declared, declared)
+            for lf in licence_files:
+                r.check("%s: saves %s's licence file %s" % (package, name, lf),
+                        lf in files and os.path.isfile(os.path.join(
+                            args.legal_info, "licenses", "%s-%s" % (package, version), lf)), files)
+    row = manifest.get(RUNTIME)
+    r.check("legal-info: %s is in manifest.csv" % RUNTIME, row is not None, sorted(manifest))
+    archive = os.path.join(args.legal_info, "sources", "openplc-runtime-custom", "openplc-runtime-custom.tar.gz")
+    r.check("legal-info: the runtime's sources are archived", os.path.isfile(archive), archive)
+    if os.path.isfile(archive):
+        with tarfile.open(archive) as t:
+            names = t.getnames()
+        top_dirs = {n.split("/")[1] for n in names if n.count("/") >= 1}
+        r.check("legal-info: the runtime's archive holds the source (Cargo.toml, src/)",
+                {"Cargo.toml", "src"} <= top_dirs, sorted(top_dirs))
+        r.check("legal-info: the runtime's archive has no target/ nor venvs/",
+                not top_dirs & {"target", "venvs"}, sorted(top_dirs & {"target", "venvs"}))
+    r.check("legal-info: the runtime's licence file is saved",
+            os.path.isfile(os.path.join(args.legal_info, "licenses", "openplc-runtime-custom", "LICENSE")))
+    return 1 if r.failed else 0
+
+
 def version_tuple(text):
     return tuple(int(x) for x in re.findall(r"\d+", text)[:3]) + (0,) * (3 - len(re.findall(r"\d+", text)[:3]))
 
@@ -387,6 +492,11 @@ def main():
     m = sub.add_parser("msrv", help="rust-version against the dependencies' (cargo metadata JSON)")
     m.add_argument("--metadata", required=True)
     m.set_defaults(func=msrv)
+    lg = sub.add_parser("legal", help="check legal-info's manifest, sources and licences")
+    lg.add_argument("--make-output", required=True)
+    lg.add_argument("--legal-info", required=True)
+    lg.add_argument("--top", required=True)
+    lg.set_defaults(func=legal)
     args = parser.parse_args()
     return args.func(args)
 

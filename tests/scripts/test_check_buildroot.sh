@@ -90,10 +90,25 @@ if [[ -f $real && -f $cache/check-out/.config ]]; then
     contains "assert: a wheel for another Python fails" "$out" "not ok - openplc-plugin-image-logger: tabulate-0.9.0-cp313-cp313-manylinux_2_28_aarch64.whl fits CPython 3.14"
     contains "assert: a wheel without a hash line fails" "$out" "not ok - openplc-plugin-image-logger: tabulate-0.9.0-cp313-cp313-manylinux_2_28_aarch64.whl has a sha256"
 
+    # The wheel platform follows the toolchain's glibc (features.h): a wheel
+    # needing a newer glibc does not fit, a missing features.h fails.
+    sed -e '1s/tabulate-0.9.0-py3-none-any.whl/tabulate-0.9.0-cp314-cp314-manylinux_2_99_aarch64.whl/g' "$real" >"$tmp/glibc.txt"
+    assert_with "$tmp/glibc.txt"
+    contains "assert: a wheel for a newer glibc than the toolchain's fails" "$out" \
+        "not ok - openplc-plugin-image-logger: tabulate-0.9.0-cp314-cp314-manylinux_2_99_aarch64.whl fits CPython 3.14"
+    sed -e "s|^OPENPLC_PLUGIN_FEATURES_H=.*|OPENPLC_PLUGIN_FEATURES_H='$tmp/none/features.h'|" "$real" >"$tmp/nofeatures.txt"
+    assert_with "$tmp/nofeatures.txt"
+    expect_rc "assert: no features.h, no glibc version: fails" 1
+    contains "assert: names features.h" "$out" "not ok - features.h $tmp/none/features.h gives a glibc version"
+
     # The plugin package's install-plugin options, as Buildroot computed
     # them, run for real into a scratch root instead of the target dir.
     opts=$(sed -n "s/^OPENPLC_PLUGIN_IMAGE_LOGGER_PLUGIN_INSTALL_OPTS='\(.*\)'$/\1/p" "$real")
-    read -r -a words <<<"${opts//$cache\/check-out\/target/$tmp\/root}"
+    opts=${opts//$cache\/check-out\/target/$tmp\/root}
+    # --source is the build directory the hashed tarball is extracted to:
+    # the same files as the example's, plus LICENSE.
+    opts=${opts//$cache\/check-out\/build\/openplc-plugin-image-logger-0.1.0/$project\/examples\/plugins\/image_logger}
+    read -r -a words <<<"$opts"
     run "$project/scripts/install-plugin" "${words[@]}"
     expect_rc "install-plugin runs with image_logger's computed options" 0
     equals "the drop-in line names the plugin, its config and its venv" \
@@ -101,6 +116,29 @@ if [[ -f $real && -f $cache/check-out/.config ]]; then
         "image_logger,/usr/lib/openplc/plugins/image_logger/plugin.py,1,0,/usr/lib/openplc/plugins/image_logger/config.json,/usr/lib/openplc/venvs/image_logger"
 else
     skip "assert on real Buildroot output: run scripts/check-buildroot first ($real)"
+fi
+
+# legal-info of the last run (step 2d), spoiled: a target/ in the runtime's
+# archive, a wheel's licence left out of the plugin's LICENSE.
+legal=$cache/check-out/legal-info
+if [[ -f $legal/manifest.csv && -f $real ]]; then
+    run "$python" "$helper" legal --make-output "$real" --legal-info "$legal" --top "$project"
+    expect_rc "legal: the last run's legal-info passes" 0
+    cp -r -- "$legal" "$tmp/legal"
+    archive=$tmp/legal/sources/openplc-runtime-custom/openplc-runtime-custom.tar.gz
+    mkdir -p "$tmp/arch/openplc-runtime-custom/target/release"
+    tar -xzf "$archive" -C "$tmp/arch"
+    tar -czf "$archive" -C "$tmp/arch" openplc-runtime-custom
+    run "$python" "$helper" legal --make-output "$real" --legal-info "$tmp/legal" --top "$project"
+    expect_rc "legal: a runtime archive with target/ fails" 1
+    contains "legal: names target/" "$out" "not ok - legal-info: the runtime's archive has no target/ nor venvs/"
+    sed -e "s/^OPENPLC_PLUGIN_IMAGE_LOGGER_LICENSE='.*'$/OPENPLC_PLUGIN_IMAGE_LOGGER_LICENSE='Apache-2.0 or MIT (plugin)'/" \
+        "$real" >"$tmp/no-dist-licence.txt"
+    run "$python" "$helper" legal --make-output "$tmp/no-dist-licence.txt" --legal-info "$legal" --top "$project"
+    contains "legal: a plugin not declaring its wheel's licence fails" "$out" \
+        "not ok - openplc-plugin-image-logger: declares tabulate-0.9.0-py3-none-any.whl's licence from its METADATA, 'MIT (tabulate)'"
+else
+    skip "legal-info checks: run scripts/check-buildroot first ($legal)"
 fi
 
 # The program package's checks (check_buildroot_program.py) on the last

@@ -11,12 +11,27 @@ OPENPLC_RUNTIME_SITE = $(OPENPLC_TOPDIR)
 OPENPLC_RUNTIME_SITE_METHOD = local
 # Not the host's cargo build tree, nor scripts/run-example's venvs.
 OPENPLC_RUNTIME_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = --exclude=/target --exclude=/venvs
+# legal-info archives a local source with Buildroot's VCS exclusions
+# only, not the ones above: add them there (private: not inherited by
+# the steps legal-info depends on).
+openplc-runtime-legal-info: private RSYNC_VCS_EXCLUSIONS += \
+	--exclude=/target --exclude=/venvs
+
 else
-# A release: Buildroot vendors the crates into the tarball and checks it
-# against openplc-runtime.hash.
+# A release tarball (git archive --prefix=openplc-runtime-VERSION/ of the
+# release tag). Buildroot's download step adds the crates (VENDOR/, cargo
+# vendor) and checks the result against the sha256 listed for
+# openplc-runtime-VERSION.tar.gz: the vendored tarball's.
 OPENPLC_RUNTIME_VERSION = $(call qstrip,$(BR2_PACKAGE_OPENPLC_RUNTIME_VERSION))
-OPENPLC_RUNTIME_SITE = $(call qstrip,$(BR2_PACKAGE_OPENPLC_RUNTIME_REPO_URL))
-OPENPLC_RUNTIME_SITE_METHOD = git
+OPENPLC_RUNTIME_SITE = $(call qstrip,$(BR2_PACKAGE_OPENPLC_RUNTIME_SITE))
+# Not the default name (-cargo4.tar.gz): the name the release is published as.
+# check-package disable lib_mk.RemoveDefaultPackageSourceVariable
+OPENPLC_RUNTIME_SOURCE = openplc-runtime-$(OPENPLC_RUNTIME_VERSION).tar.gz
+ifeq ($(BR_BUILDING)$(BR2_PACKAGE_OPENPLC_RUNTIME),yy)
+ifeq ($(OPENPLC_RUNTIME_SITE),)
+$(error openplc-runtime: BR2_PACKAGE_OPENPLC_RUNTIME_SITE is empty: set the URL of the release tarballs, or select BR2_PACKAGE_OPENPLC_RUNTIME_CHECKOUT)
+endif
+endif
 endif
 
 OPENPLC_RUNTIME_LICENSE = Apache-2.0 or MIT
