@@ -50,6 +50,14 @@ OPENPLC_WHEEL_PLATFORM:libc-musl ??= "musllinux_1_2_${OPENPLC_WHEEL_ARCH}"
 
 inherit python3native python3-dir
 
+# The target Python's X.Y as an override, "openplc-pyXY" (wrynose: openplc-py314,
+# whinlatter: openplc-py313), so that one recipe carries each release's
+# compiled wheels and the release picks its own:
+#   SRC_URI:append:openplc-py314 = " https://.../x-cp314-....whl;name=x-cp314;..."
+#   SRC_URI:append:openplc-py313 = " https://.../x-cp313-....whl;name=x-cp313;..."
+# (pure-Python py3-none-any wheels need no override).
+OVERRIDES .= ":openplc-py${@d.getVar('PYTHON_BASEVERSION').replace('.', '')}"
+
 DEPENDS += "openplc-tools-native python3-native python3-pip-native"
 
 FILES:${PN} += "\

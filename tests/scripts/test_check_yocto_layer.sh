@@ -38,6 +38,28 @@ contains "and names it" "$err" "$tmp/empty"
 run "$check" --frobnicate
 expect_rc "an unknown option is a usage error" 2
 
+# The layer carries the example recipes' files (so that a copy of the layer
+# alone works): each must equal the repository's example it copies (bytecode
+# caches, which running the examples leaves, aside).
+sync_pairs=(
+    "meta-openplc/recipes-examples/openplc-plugin-ramp-writer/files/ramp_writer examples/plugins/ramp_writer"
+    "meta-openplc/recipes-examples/openplc-plugin-image-logger/files/image_logger examples/plugins/image_logger"
+    "meta-openplc/recipes-examples/openplc-program-io-demo/files/io_demo/generated examples/programs/io_demo/generated"
+)
+for pair in "${sync_pairs[@]}"; do
+    read -r copy original <<<"$pair"
+    run diff -r -x __pycache__ "$project/$copy" "$project/$original"
+    expect_rc "$copy equals $original (copy it again after changing the example)" 0
+done
+# And the comparison sees a difference: a changed copy is reported.
+cp -r -- "$project/examples/plugins/ramp_writer" "$tmp/ramp_writer"
+echo '# changed' >>"$tmp/ramp_writer/plugin.py"
+run diff -r "$tmp/ramp_writer" "$project/examples/plugins/ramp_writer"
+expect_rc "a copy that differs from its example is caught" 1
+# No recipe of the layer reaches out of it for files.
+run grep -rn -- '\.\./\.\./\.\./examples' "$project/meta-openplc"
+expect_rc "no recipe reads ../../../examples" 1
+
 # check_recipe_files.py: a recipe whose sources sit in a "checkout" found on
 # FILESPATH, with a licence line checksum, as bitbake -e prints it.
 mkdir -p "$tmp/checkout/src" "$tmp/work/sources"

@@ -15,6 +15,9 @@ inherit cargo cargo-update-recipe-crates python_pyo3 systemd
 # pyo3 links the target's libpython3.X.so; python_pyo3 does not add it.
 DEPENDS += "python3"
 
+# The unit's StartLimitAction (a drop-in: the unit itself is the repository's).
+SRC_URI += "file://50-start-limit.conf"
+
 # python_pyo3's do_configure replaces cargo_common's (it only writes pyo3's
 # config file): run both, as oe-core's python3-maturin does. (oelint-adv takes
 # the python_ prefix of the function called for Python code.)
@@ -33,6 +36,8 @@ export CARGO_PROFILE_RELEASE_STRIP = "false"
 do_install:append() {
     install -D -m 0644 ${S}/rootfs-overlay/usr/lib/systemd/system/openplc-runtime.service \
         ${D}${systemd_system_unitdir}/openplc-runtime.service
+    install -D -m 0644 ${UNPACKDIR}/50-start-limit.conf \
+        ${D}${systemd_system_unitdir}/openplc-runtime.service.d/50-start-limit.conf
     install -D -m 0644 ${S}/rootfs-overlay/usr/lib/tmpfiles.d/openplc-runtime.conf \
         ${D}${nonarch_libdir}/tmpfiles.d/openplc-runtime.conf
     install -D -m 0644 ${S}/rootfs-overlay/etc/openplc/plugins.conf \
@@ -47,7 +52,7 @@ do_install:append() {
 
 PACKAGES =+ "${PN}-capsule"
 FILES:${PN}-capsule += "${nonarch_libdir}/openplc/plugins/openplc_capsule.py"
-FILES:${PN} += "${nonarch_libdir}/tmpfiles.d ${nonarch_libdir}/openplc/plugins.conf.d"
+FILES:${PN} += "${systemd_system_unitdir}/openplc-runtime.service.d ${nonarch_libdir}/tmpfiles.d ${nonarch_libdir}/openplc/plugins.conf.d"
 CONFFILES:${PN} = "${sysconfdir}/openplc/plugins.conf"
 
 SYSTEMD_SERVICE:${PN} = "openplc-runtime.service"

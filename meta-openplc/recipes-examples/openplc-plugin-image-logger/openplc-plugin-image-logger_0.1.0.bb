@@ -12,9 +12,11 @@ CVE_PRODUCT = "tabulate"
 
 SRC_URI = "https://files.pythonhosted.org/packages/40/44/4a5f08c96eb108af5cb50b41f76142f0afa346dfa99d5296fe7202a11854/tabulate-0.9.0-py3-none-any.whl;name=tabulate;downloadfilename=tabulate-0.9.0-py3-none-any.whl;unpack=0;subdir=wheelhouse"
 SRC_URI[tabulate.sha256sum] = "024ca478df22e9340661486f85298cff5f6dcdba14f3813e8830015b9ed1948f"
-# The plugin's files: the repository's examples/plugins/image_logger directory.
-FILESEXTRAPATHS:prepend := "${THISDIR}/../../../examples/plugins:"
+# The plugin's files: files/image_logger, a copy of the repository's
+# examples/plugins/image_logger kept inside the layer so that the layer works
+# alone (tests/scripts/test_check_yocto_layer.sh checks the two are equal).
 SRC_URI += "file://image_logger"
+S = "${UNPACKDIR}/image_logger"
 
 OPENPLC_PLUGIN_NAME = "image_logger"
 OPENPLC_PLUGIN_CONFIG = "config.json"

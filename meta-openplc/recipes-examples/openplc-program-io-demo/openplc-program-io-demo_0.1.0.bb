@@ -12,9 +12,11 @@ LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda
 # The library carries STruC++'s runtime headers: CVEs filed against them concern this package.
 CVE_PRODUCT = "strucpp"
 
-# The program's STruC++ output: the repository's examples/programs/io_demo/generated
-# (examples/programs/update-generated keeps it in sync with io_demo.st).
-FILESEXTRAPATHS:prepend := "${THISDIR}/../../../examples/programs:"
+# The program's STruC++ output: files/io_demo/generated, a copy of the
+# repository's examples/programs/io_demo/generated (which
+# examples/programs/update-generated keeps in sync with io_demo.st) kept inside
+# the layer so that the layer works alone (tests/scripts/test_check_yocto_layer.sh
+# checks the two are equal).
 SRC_URI = "file://io_demo/generated;subdir=${BP}"
 
 OPENPLC_PROGRAM_NAME = "io_demo"
