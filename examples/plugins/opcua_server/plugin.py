@@ -100,11 +100,13 @@ class ConfigError(ValueError):
 
 
 class Variable:
-    """One served image location."""
+    """One served image location: an IEC address read from and written to the
+    image itself (``addr``: table, index, bit), or a debugger (arr, elem)."""
 
-    def __init__(self, name, arr, elem, datatype, writable):
+    def __init__(self, name, arr, elem, datatype, writable, addr=None):
         self.name, self.arr, self.elem = name, arr, elem
         self.datatype, self.writable = datatype, writable
+        self.addr = addr
         self.size, self.vtype, self.fmt = DATATYPES[datatype]
         self.node = None
         self.last = None
@@ -182,9 +184,11 @@ def _variable(path, i, v):
             raise ConfigError("%s: give either address or arr/elem, not both" % where)
         try:
             arr, elem = oc.debug_address(v["address"])
+            addr = oc.parse_address(v["address"])
         except ValueError as exc:
             raise ConfigError("%s.address: %s" % (where, exc))
     else:
+        addr = None
         arr, elem = v.get("arr"), v.get("elem")
         for key, val, top in (("arr", arr, 255), ("elem", elem, 65535)):
             if isinstance(val, bool) or not isinstance(val, int) or not 0 <= val <= top:
@@ -195,18 +199,31 @@ def _variable(path, i, v):
     writable = v.get("writable", False)
     if not isinstance(writable, bool):
         raise ConfigError("%s.writable: expected true or false" % where)
-    return (name, arr, elem, datatype, writable, where)
+    return (name, arr, elem, datatype, writable, where, addr)
+
+
+#: Bytes of one slot of each kind of image table.
+_SLOT_BYTES = {"bool": 1, "byte": 1, "int": 2, "dint": 4, "lint": 8}
 
 
 def _bind(args, cfg, path):
-    """Checks every variable against the runtime's debugger arrays (debug_size)."""
-    if args.debug_array_count() == 0:
+    """Checks every variable: an address against the image's tables (it is read
+    and written there, whatever the debugger maps: a PLC program's variables
+    when one is loaded), an (arr, elem) against the debugger's arrays."""
+    if any(v[6] is None for v in cfg["variables"]) and args.debug_array_count() == 0:
         raise ConfigError(
             "%s: the runtime exposes no debugger arrays (debug_array_count() is 0): "
             "no PLC program loaded, or a runtime without debugger support" % path)
     out = []
-    for name, arr, elem, datatype, writable, where in cfg["variables"]:
-        size = args.debug_size(arr, elem)
+    for name, arr, elem, datatype, writable, where, addr in cfg["variables"]:
+        if addr is not None:
+            table, index, _bit = addr
+            if not 0 <= index < args.buffer_size:
+                raise ConfigError("%s.address: slot %d is beyond the image's %d slots"
+                                  % (where, index, args.buffer_size))
+            size = _SLOT_BYTES[oc.TABLES[table][0]]
+        else:
+            size = args.debug_size(arr, elem)
         if size == 0:
             raise ConfigError("%s: (arr %d, elem %d) does not exist in the runtime "
                               "(%d arrays; array %d has %d elements)"
@@ -216,7 +233,7 @@ def _bind(args, cfg, path):
         if datatype is None or DATATYPES[datatype][0] != size:
             raise ConfigError("%s.datatype: %s is not %d byte(s) wide, the size of (arr %d, elem %d)"
                               % (where, datatype, size, arr, elem))
-        out.append(Variable(name, arr, elem, datatype, writable))
+        out.append(Variable(name, arr, elem, datatype, writable, addr))
     return out
 
 
@@ -353,7 +370,11 @@ class _ServerThread:
     async def _poll(self, server):
         """PLC -> OPC UA: pushes the values that changed since the last poll."""
         for v in self._vars:
-            raw = self._args.debug_get(v.arr, v.elem)
+            if v.addr is not None:
+                with self._args.image_locked():
+                    raw = self._args.read(*v.addr)
+            else:
+                raw = self._args.debug_get(v.arr, v.elem)
             if raw is None:
                 continue
             value = v.from_raw(raw)
@@ -373,6 +394,15 @@ class _ServerThread:
             if i < len(results) and not results[i].is_good():
                 continue
             value = wv.Value.Value.Value
+            if v.addr is not None:
+                table, index, bit = v.addr
+                rc = self._args.write(table, index, v.to_raw(value), bit)
+                if rc == 0:
+                    v.last = v.from_raw(v.to_raw(value))
+                else:
+                    self._args.log("warn", "opcua_server: %s: the journal refused the write (%d); the PLC keeps its value"
+                                   % (v.name, rc))
+                continue
             status = self._args.debug_put(v.arr, v.elem, v.to_raw(value))
             if status == oc.DEBUG_STATUS_OK:
                 v.last = v.from_raw(v.to_raw(value))
