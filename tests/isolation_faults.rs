@@ -5,8 +5,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::workers::*;
 use common::*;
 
 fn probe(dir: &TempDir, id: &str, extra: &str) -> String {
@@ -16,63 +17,6 @@ fn probe(dir: &TempDir, id: &str, extra: &str) -> String {
         Some(&probe_config(dir.path(), id, extra)),
         None,
     )
-}
-
-/// Process isolation with workers started `how` (zygote or exec), debug
-/// logging, and `state` as the state directory when given.
-fn start(conf: &Path, how: &str, state: Option<&Path>) -> Runtime {
-    let args = [
-        "--isolation",
-        "process",
-        "--worker-start",
-        how,
-        "--log-target",
-        "stderr",
-        "--log-level",
-        "debug",
-    ];
-    Runtime::start_with(conf, &args, |c| {
-        if let Some(s) = state {
-            c.env("STATE_DIRECTORY", s);
-        }
-    })
-}
-
-/// The pid the probe `id` recorded (the latest one, after restarts).
-fn worker_pid(dir: &Path, id: &str) -> u32 {
-    events(dir, id)
-        .iter()
-        .rev()
-        .find_map(|e| e.strip_prefix("pid=").map(|p| p.parse().unwrap()))
-        .unwrap_or_else(|| panic!("no pid recorded by {id}: {:?}", record(dir)))
-}
-
-fn count(dir: &Path, line: &str) -> usize {
-    record(dir).iter().filter(|l| *l == line).count()
-}
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn kill(pid: u32, sig: i32) {
-    // SAFETY: signalling a process this test started (directly or through the
-    // runtime under test).
-    unsafe { libc::kill(pid as i32, sig) };
-}
-
-/// Alive and not a zombie.
-fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit_once(')')
-                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
 }
 
 /// The zygote's pid, from the debug log ("zygote process N started"), the
@@ -139,7 +83,7 @@ fn a_native_plugins_socket_never_reaches_a_worker() {
         let py = probe(&dir, "py", "");
         let with = [net.clone(), py.clone()];
         let conf = write_conf(dir.path(), &with);
-        let mut rt = start(&conf, how, None);
+        let mut rt = start_debug(&conf, how, None);
         rt.wait_log(
             "running: 2 plugin(s) running, 0 failed",
             Duration::from_secs(30),
@@ -329,7 +273,7 @@ fn a_worker_death_is_seen_whatever_children_its_plugin_left() {
             ),
         );
         let conf = write_conf(dir.path(), &[conf_line("kids", &plugin, None, None)]);
-        let mut rt = start(&conf, how, None);
+        let mut rt = start_debug(&conf, how, None);
         rt.wait_log(
             "running: 1 plugin(s) running, 0 failed",
             Duration::from_secs(30),
@@ -478,7 +422,7 @@ fn a_huge_log_record_is_cut_not_taken_for_a_dead_worker() {
         dir.path(),
         &[probe(&dir, "loud", &format!("\"log_text\": {text:?}"))],
     );
-    let mut rt = start(&conf, "zygote", None);
+    let mut rt = start_debug(&conf, "zygote", None);
     rt.wait_log("running: 1 plugin(s)", Duration::from_secs(30));
     let log = rt.log_text();
     assert!(

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod workers;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
