@@ -69,12 +69,12 @@ expect_rc "a copy that differs from the original is caught" 1
 
 # -------------------------------- the example system.conf files, real rauc
 # Both examples (meta-openplc's with rauc-conf.bbappend's placeholders filled
-# as its do_install:append fills them, Buildroot's overlay) name the same
+# as its do_install:append fills them, Buildroot's) name the same
 # slots, and Debian's rauc loads each one and verifies a verity bundle
 # signed under the keyring it names; a bundle signed under another CA is
 # refused.
 yocto_conf=$project/meta-openplc/dynamic-layers/rauc/recipes-core/rauc/files/system.conf
-br_conf=$project/buildroot/board/openplc/rauc/rootfs-overlay/etc/rauc/system.conf
+br_conf=$project/buildroot/board/openplc/rauc/system.conf
 slots() { sed -n '/^\[slot\./,$p' "$1" | grep -v '^#'; }
 equals "both examples describe the same slots" "$(slots "$yocto_conf")" "$(slots "$br_conf")"
 if command -v rauc >/dev/null && command -v mksquashfs >/dev/null && command -v openssl >/dev/null; then

@@ -30,9 +30,18 @@ openplc-update-health-legal-info: private RSYNC_VCS_EXCLUSIONS += \
 OPENPLC_UPDATE_HEALTH_LICENSE = Apache-2.0 or MIT
 OPENPLC_UPDATE_HEALTH_LICENSE_FILES = LICENSE
 
+ifeq ($(BR2_PACKAGE_OPENPLC_UPDATE_HEALTH_EXAMPLE_SYSTEM_CONF),y)
+define OPENPLC_UPDATE_HEALTH_INSTALL_EXAMPLE_SYSTEM_CONF
+	$(INSTALL) -D -m 0644 \
+		$(BR2_EXTERNAL_OPENPLC_PATH)/board/openplc/rauc/system.conf \
+		$(TARGET_DIR)/etc/rauc/system.conf
+endef
+endif
+
 define OPENPLC_UPDATE_HEALTH_INSTALL_TARGET_CMDS
 	$(INSTALL) -D -m 0755 $(@D)/rootfs-overlay/usr/libexec/openplc/update-health \
 		$(TARGET_DIR)/usr/libexec/openplc/update-health
+	$(OPENPLC_UPDATE_HEALTH_INSTALL_EXAMPLE_SYSTEM_CONF)
 endef
 
 # Enabled by its [Install] WantedBy=multi-user.target (Buildroot's
