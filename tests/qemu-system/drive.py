@@ -397,6 +397,8 @@ def run(opts, g, r):
     r.check("Modbus FC6 write of %QW7 comes back through the journal (FC3 reads 4242)",
             w[0] == 0 and back[0] == 0 and json.loads(back[1]) == [4242], "write: %r\nread: %r" % (w, back))
     figures["rss_shared"] = g.hwm_kb(props["MainPID"])
+    gate = g.wait_journal(r"not booted by RAUC", unit="openplc-update-health.service", timeout=30)
+    r.check("the update health gate is inert without rauc.slot= (one line, nothing marked)", gate, gate)
     done(r, 1, t)
 
     # ----------------------------------------------------------- step 1b
