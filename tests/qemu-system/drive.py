@@ -367,8 +367,9 @@ def run(opts, g, r):
     for name, init_rx, start_rx in BOOT_PLUGINS:
         got_init = g.wait_journal(init_rx, timeout=5)
         # opcua_server's server thread may listen after start_loop returned
-        # (asyncua's address space and the first RSA key, under emulation).
-        got_start = g.wait_journal(start_rx, timeout=60 if name == "opcua_server" else 15)
+        # (asyncua's address space and the first RSA key, under emulation; over
+        # 60 s on a loaded host).
+        got_start = g.wait_journal(start_rx, timeout=180 if name == "opcua_server" else 15)
         r.check("journal: %s initialised and started" % name, got_init and got_start,
                 "init %r: %s\nstart %r: %s" % (init_rx, got_init, start_rx, got_start))
     first = g.sh("python3 -I -B %s/modbus_read.py ir 0 3" % GUEST_TOOLS)
@@ -397,6 +398,8 @@ def run(opts, g, r):
     r.check("Modbus FC6 write of %QW7 comes back through the journal (FC3 reads 4242)",
             w[0] == 0 and back[0] == 0 and json.loads(back[1]) == [4242], "write: %r\nread: %r" % (w, back))
     figures["rss_shared"] = g.hwm_kb(props["MainPID"])
+    gate = g.wait_journal(r"not booted by RAUC", unit="openplc-update-health.service", timeout=30)
+    r.check("the update health gate is inert without rauc.slot= (one line, nothing marked)", gate, gate)
     done(r, 1, t)
 
     # ----------------------------------------------------------- step 1b
