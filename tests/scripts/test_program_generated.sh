@@ -29,7 +29,7 @@ done
 # A changed program with the old output: --check fails, shows the changed
 # line and says how to regenerate; nothing is written.
 cp -r -- "$demo" "$tmp/io_demo"
-sed -i -e 's/doubled := level \* 2;/doubled := level * 3;/' "$tmp/io_demo/io_demo.st"
+sed -i -e 's/doubled := level \* scale;/doubled := level * 3;/' "$tmp/io_demo/io_demo.st"
 before=$(cd "$tmp/io_demo/generated" && sha256sum -- *)
 run "$update" --check "$tmp/io_demo"
 expect_rc "--check fails on a program changed after its output was made" 1

@@ -5,6 +5,14 @@
 
 namespace strucpp {
 
+// Library: oscat-basic
+IEC_REAL SCALE(IEC_REAL X, IEC_REAL K, IEC_REAL O, IEC_REAL MX, IEC_REAL MN) {
+    IEC_REAL SCALE_result;
+    SCALE_result = LIMIT(MN, X * K + O, MX);
+    return SCALE_result;
+}
+
+
 // =============================================================================
 // Located Variables Descriptor Array
 // =============================================================================

@@ -52,6 +52,9 @@ constexpr size_t LIST_LENGTH = 254;
 
 namespace strucpp {
 
+// Library: oscat-basic
+IEC_REAL SCALE(IEC_REAL X, IEC_REAL K, IEC_REAL O, IEC_REAL MX, IEC_REAL MN);
+
 class Program_IODEMO;
 class Configuration_CONFIG0;
 
@@ -66,6 +69,7 @@ public:
     IEC_BOOL HIGH;  // AT %QX0.1
     IEC_BOOL INVERTED;  // AT %QX0.2
     IEC_BOOL LAST;
+    IEC_INT SCALE;
 
     // Implicit IEC 61131-3 ENO pin (mirrors EN)
     IEC_BOOL ENO = true;
@@ -79,6 +83,11 @@ public:
 #ifdef STRUCPP_THREADED
     void located_range(uint32_t* __off, uint32_t* __cnt) const override { *__off = 0; *__cnt = 7; }
 #endif
+
+    // Retain variable support
+    static const RetainVarInfo __retain_vars[1];
+    const RetainVarInfo* getRetainVars() const override { return __retain_vars; }
+    size_t getRetainCount() const override { return 1; }
 };
 
 class Configuration_CONFIG0 : public ConfigurationInstance {

@@ -6,7 +6,7 @@
 namespace strucpp {
 
 Program_IODEMO::Program_IODEMO()
-    : HEARTBEAT(false), LEVEL(0), RUNS(0), EDGES(0), DOUBLED(0), HIGH(false), INVERTED(false), LAST(false)
+    : HEARTBEAT(false), LEVEL(0), RUNS(0), EDGES(0), DOUBLED(0), HIGH(false), INVERTED(false), LAST(false), SCALE(2)
 {
     // Initialize located variable pointers
     locatedVars[0].pointer = HEARTBEAT.raw_ptr();
@@ -32,9 +32,14 @@ void Program_IODEMO::run() {
         }
     }
     LAST = HEARTBEAT;
-    DOUBLED = LEVEL * 2;
+    DOUBLED = LEVEL * SCALE;
     HIGH = LEVEL > 500;
     INVERTED = !HEARTBEAT;
 }
+
+// Retain variable table for Program_IODEMO
+const RetainVarInfo Program_IODEMO::__retain_vars[] = {
+    {"SCALE", offsetof(Program_IODEMO, SCALE), sizeof(IEC_INT)},
+};
 
 }  // namespace strucpp

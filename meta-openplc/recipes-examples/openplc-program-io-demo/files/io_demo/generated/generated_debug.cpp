@@ -16,7 +16,7 @@ extern ::strucpp::Configuration_CONFIG0 g_config;
 
 namespace strucpp { namespace debug {
 
-const Entry debug_arr_0[8] STRUCPP_DEBUG_FLASH = {
+const Entry debug_arr_0[9] STRUCPP_DEBUG_FLASH = {
     { (void*)&g_config.INST0.HEARTBEAT, TAG_BOOL, 0 },  // INST0.HEARTBEAT
     { (void*)&g_config.INST0.LEVEL, TAG_INT, 0 },  // INST0.LEVEL
     { (void*)&g_config.INST0.RUNS, TAG_INT, 0 },  // INST0.RUNS
@@ -25,6 +25,7 @@ const Entry debug_arr_0[8] STRUCPP_DEBUG_FLASH = {
     { (void*)&g_config.INST0.HIGH, TAG_BOOL, 0 },  // INST0.HIGH
     { (void*)&g_config.INST0.INVERTED, TAG_BOOL, 0 },  // INST0.INVERTED
     { (void*)&g_config.INST0.LAST, TAG_BOOL, 0 },  // INST0.LAST
+    { (void*)&g_config.INST0.SCALE, TAG_INT, 0 },  // INST0.SCALE
 };
 
 const Entry* const debug_arrays[1] STRUCPP_DEBUG_FLASH = {
@@ -32,7 +33,7 @@ const Entry* const debug_arrays[1] STRUCPP_DEBUG_FLASH = {
 };
 
 const uint16_t debug_array_counts[1] STRUCPP_DEBUG_FLASH = {
-    8,
+    9,
 };
 
 const uint8_t debug_array_count = 1;
