@@ -259,8 +259,10 @@ def run(opts, s):
     cert = "/var/lib/openplc/plugins/opcua_server/certs/server_cert.der"
     g.out("i=0; while [ ! -s %s ] && [ $i -lt 300 ]; do sleep 1; i=$((i + 1)); done; true" % cert, timeout=330)
     kept = s.hashes()
-    r.check("the files kept include plugin state (opcua_server's certificate) and the operator drop-in",
-            "opcua_server/certs/server_cert.der" in kept and "70-probe2.conf" in kept, kept)
+    r.check("the files kept include plugin state (opcua_server's certificate), the operator drop-in"
+            " and io_demo's RETAIN file",
+            "opcua_server/certs/server_cert.der" in kept and "70-probe2.conf" in kept
+            and "plugins/io_demo/retain.bin" in kept, kept)
     r.info("/var/lib/openplc before the update (%d files): %s"
            % (len(kept.splitlines()), ", ".join(line.split()[1] for line in kept.splitlines())))
     t_install = time.monotonic()
