@@ -22,6 +22,7 @@ PLUGINS = {
     # package: (plugin name, its directory in the project, config file)
     "openplc-plugin-ramp-writer": ("ramp_writer", "examples/plugins/ramp_writer", "config.yaml"),
     "openplc-plugin-image-logger": ("image_logger", "examples/plugins/image_logger", "config.json"),
+    "openplc-plugin-modbus-server": ("modbus_server", "examples/plugins/modbus_server", "config.json"),
 }
 # What every package gets from the generic infrastructure.
 INFRA_DEPENDENCIES = {"skeleton", "toolchain", "host-skeleton", "host-tar"}
