@@ -24,6 +24,12 @@ PLUGINS = {
     "openplc-plugin-image-logger": ("image_logger", "examples/plugins/image_logger", "config.json"),
     "openplc-plugin-modbus-server": ("modbus_server", "examples/plugins/modbus_server", "config.json"),
 }
+# A plugin's own dependencies besides the plugin infrastructure's: what its
+# sdists link and need to build (Buildroot's host packages).
+PLUGIN_EXTRA_DEPENDENCIES = {
+    "openplc-plugin-ramp-writer": {"libyaml", "host-python-setuptools", "host-python-cython"},
+    "openplc-plugin-image-logger": set(),
+}
 # What every package gets from the generic infrastructure.
 INFRA_DEPENDENCIES = {"skeleton", "toolchain", "host-skeleton", "host-tar"}
 RUNTIME_DEPENDENCIES = {"host-python3", "python3", "host-rustc"}
@@ -190,8 +196,9 @@ def assert_tree(args):
     m = re.fullmatch(r"(\d+)M", size)
     r.check(".config: ext4 rootfs of at least 256M for Python and the venvs (%s)" % size,
             m is not None and int(m.group(1)) >= 256, size)
-    r.check(".config: no BR2_ROOTFS_OVERLAY (the packages install everything)",
-            config.get("BR2_ROOTFS_OVERLAY", '""') == '""', config.get("BR2_ROOTFS_OVERLAY"))
+    r.equal(".config: BR2_ROOTFS_OVERLAY is the board's (var-lib.mount only; the packages install the rest)",
+            config.get("BR2_ROOTFS_OVERLAY"),
+            '"$(BR2_EXTERNAL_OPENPLC_PATH)/board/openplc/qemu-aarch64/rootfs-overlay"')
 
     # The toolchain's glibc, as the plugin packages read it (features.h).
     glibc = features_glibc(v.get("OPENPLC_PLUGIN_FEATURES_H"))
@@ -213,28 +220,33 @@ def assert_tree(args):
         r.check("show-info: %s is selected" % package, p is not None)
         if not p:
             continue
-        r.equal("show-info: %s depends on %s" % (package, ", ".join(sorted(PLUGIN_DEPENDENCIES))),
-                set(p["dependencies"]) - INFRA_DEPENDENCIES, PLUGIN_DEPENDENCIES)
+        wanted_deps = PLUGIN_DEPENDENCIES | PLUGIN_EXTRA_DEPENDENCIES[package]
+        r.equal("show-info: %s depends on %s" % (package, ", ".join(sorted(wanted_deps))),
+                set(p["dependencies"]) - INFRA_DEPENDENCIES, wanted_deps)
         hashes = hash_lines(p["hashes"])
         project_version = cargo.get("package", {}).get("version")
         r.equal("show-info: %s has the project's version (Cargo.toml)" % package,
                 p.get("version"), project_version)
         sources = [d["source"] for d in p["downloads"]]
         tarball = "%s-%s.tar.gz" % (package, project_version)
-        r.check("show-info: %s downloads its source tarball %s, then wheels" % (package, tarball),
+        r.check("show-info: %s downloads its source tarball %s, then wheels or sdists" % (package, tarball),
                 sources[:1] == [tarball] and len(sources) > 1, sources)
         r.check("%s: %s has a sha256" % (package, tarball), tarball in hashes)
-        wheels = sources[1:]
-        r.check("show-info: %s's other downloads are wheels" % package,
-                wheels and all(w.endswith(".whl") for w in wheels), wheels)
+        prefix = upper(package)
+        sdists = [os.path.basename(u) for u in v.get(prefix + "_SDISTS", "").split()]
+        wheels = [w for w in sources[1:] if w not in sdists]
+        r.check("show-info: %s's other downloads are wheels or its _SDISTS" % package,
+                all(w.endswith(".whl") for w in wheels) and sources[1:] == wheels + sdists, sources[1:])
+        for sdist in sdists:
+            r.check("%s: the sdist %s has a sha256 in %s" % (package, sdist, ", ".join(p["hashes"])),
+                    sdist in hashes)
         for wheel in wheels:
             r.check("%s: %s has a sha256 in %s" % (package, wheel, ", ".join(p["hashes"])), wheel in hashes)
             r.check("%s: %s fits CPython %s on %s" % (package, wheel, v.get("PYTHON3_VERSION_MAJOR"),
                                                       v.get("OPENPLC_PLUGIN_WHEEL_ARCH")),
                     wheel_fits(wheel, v.get("PYTHON3_VERSION_MAJOR", ""), v.get("OPENPLC_PLUGIN_WHEEL_ARCH", ""),
                                glibc or (0, 0)))
-        # Every pin of the requirements has its wheel among the downloads.
-        prefix = upper(package)
+        # Every pin of the requirements has its wheel or sdist among the downloads.
         requirements = v.get(prefix + "_PLUGIN_REQUIREMENTS", "")
         pins = []
         if os.path.isfile(requirements):
@@ -245,8 +257,9 @@ def assert_tree(args):
                         pins.append((re.sub(r"[-_.]+", "_", m.group(1)).lower(), m.group(2)))
         r.check("%s: requirements %s pin something" % (package, requirements), pins, requirements)
         for dist, version in pins:
-            r.check("%s: the pin %s==%s has its wheel" % (package, dist, version),
-                    any(w.lower().startswith("%s-%s-" % (dist, version)) for w in wheels), wheels)
+            r.check("%s: the pin %s==%s has its wheel or sdist" % (package, dist, version),
+                    any(w.lower().startswith("%s-%s-" % (dist, version)) for w in wheels)
+                    or "%s-%s.tar.gz" % (dist, version) in [x.lower() for x in sdists], wheels + sdists)
 
         # printvars: the venv and the plugin's install.
         venv = options(v.get(prefix + "_PLUGIN_VENV_OPTS", ""))
@@ -260,17 +273,25 @@ def assert_tree(args):
         r.equal("%s: build-target-venv runs and compiles with host-python3" % package,
                 [norm(x) for x in venv.get("--host-python", []) + venv.get("--compile-python", [])],
                 [os.path.join(out, "host/bin/python3")] * 2)
-        r.equal("%s: build-target-venv --platform is the toolchain's glibc %s (%s) and arch" % (
-                    package, ".".join(map(str, glibc or ())), v.get("OPENPLC_PLUGIN_FEATURES_H")),
+        # linux_<arch>: the wheels built from sdists; manylinux_<glibc>_<arch>
+        # only for opt-in binary wheels, with the toolchain's glibc.
+        binary = v.get(prefix + "_BINARY_WHEELS", "").split()
+        r.equal("%s: build-target-venv --platform linux_%s%s" % (
+                    package, v.get("OPENPLC_PLUGIN_TARGET_ARCH"),
+                    ", manylinux with the toolchain's glibc %s (%s)" % (
+                        ".".join(map(str, glibc or ())), v.get("OPENPLC_PLUGIN_FEATURES_H")) if binary else ""),
                 venv.get("--platform"),
-                ["manylinux_%d_%d_%s" % (glibc + (v.get("OPENPLC_PLUGIN_WHEEL_ARCH", "?"),))] if glibc else None)
+                ["linux_" + v.get("OPENPLC_PLUGIN_TARGET_ARCH", "?")]
+                + (["manylinux_%d_%d_%s" % (glibc + (v.get("OPENPLC_PLUGIN_WHEEL_ARCH", "?"),))] if binary else []))
+        r.equal("%s: build-target-venv --binary-wheels is the opt-in list" % package,
+                venv.get("--binary-wheels"), [" ".join(binary)])
         r.equal("%s: build-target-venv --wheelhouse is in the build directory" % package,
                 [norm(x) for x in venv.get("--wheelhouse", [])],
                 [os.path.join(out, "build", "%s-%s" % (package, project_version), "wheelhouse")])
         inst = options(v.get(prefix + "_PLUGIN_INSTALL_OPTS", ""))
-        r.equal("%s: install-plugin --source is the build directory (the hashed tarball)" % package,
+        r.equal("%s: install-plugin --source is the hashed tarball's files, unpacked afresh" % package,
                 [norm(x) for x in inst.get("--source", [])],
-                [os.path.join(out, "build", "%s-%s" % (package, project_version))])
+                [os.path.join(out, "build", "%s-%s" % (package, project_version), ".openplc-plugin-files")])
         r.equal("%s: the tarball is made from the project's %s" % (package, srcdir),
                 norm(v.get(prefix + "_PLUGIN_SRCDIR")), os.path.join(top, srcdir))
         r.equal("%s: install-plugin --name/--entry/--config/--venv" % package,
@@ -370,6 +391,22 @@ def wheel_metadata(path):
     return meta.get("Name"), licence.strip(), files
 
 
+def sdist_metadata(path):
+    """(Name, licence, [licence file paths]) from an sdist's PKG-INFO, the
+    paths as the plugin macro extracts them (NAME-VERSION/FILE)."""
+    import email.parser
+    import tarfile
+    with tarfile.open(path) as t:
+        member = next(m for m in t.getmembers() if re.fullmatch(r"[^/]+/PKG-INFO", m.name))
+        meta = email.parser.Parser().parsestr(t.extractfile(member).read().decode("utf-8"), headersonly=True)
+        names = set(t.getnames())
+    top = member.name.split("/")[0]
+    licence = meta.get("License-Expression") or meta.get("License") or ""
+    files = ["%s/%s" % (top, f) + ("" if "%s/%s" % (top, f) in names else " (missing)")
+             for f in meta.get_all("License-File") or []]
+    return meta.get("Name"), licence.strip(), files
+
+
 def legal(args):
     """legal-info's manifest, sources and licences for the runtime and the plugins."""
     import csv
@@ -395,13 +432,16 @@ def legal(args):
         sources = os.path.join(args.legal_info, "sources", "%s-%s" % (package, version))
         saved = sorted(os.listdir(sources)) if os.path.isdir(sources) else []
         wheels = [w for w in saved if w.endswith(".whl")]
-        r.check("legal-info: %s's sources hold its tarball and wheels" % package,
-                "%s-%s.tar.gz" % (package, version) in saved and wheels, saved)
+        sdists = [os.path.basename(u) for u in v.get(prefix + "_SDISTS", "").split()]
+        r.check("legal-info: %s's sources hold its tarball, wheels and sdists" % package,
+                "%s-%s.tar.gz" % (package, version) in saved and (wheels or sdists)
+                and set(sdists) <= set(saved), saved)
         r.check("%s: the plugin's licence and LICENSE are declared" % package,
                 declared.startswith("Apache-2.0 or MIT (plugin)") and "LICENSE" in files, (declared, files))
-        for wheel in wheels:
-            name, licence, licence_files = wheel_metadata(os.path.join(sources, wheel))
-            r.check("%s: declares %s's licence from its METADATA, '%s (%s)'" % (package, wheel, licence, name),
+        dists = [(w, wheel_metadata(os.path.join(sources, w))) for w in wheels]
+        dists += [(s, sdist_metadata(os.path.join(sources, s))) for s in sdists if s in saved]
+        for wheel, (name, licence, licence_files) in dists:
+            r.check("%s: declares %s's licence from its metadata, '%s (%s)'" % (package, wheel, licence, name),
                     "%s (%s)" % (licence, name) in declared, declared)
             for lf in licence_files:
                 r.check("%s: saves %s's licence file %s" % (package, name, lf),

@@ -424,8 +424,13 @@ def cmd_report(args):
             fail(1, "%s in %s has sha256 %s but the index says %s; delete it and fetch again"
                  % (filename, args.wheelhouse, actual, expected))
         name = normalize(item.get("metadata", {}).get("name", filename.split("-")[0]))
-        entries.append((name, filename, actual, url))
-    entries.sort()
+        entries.append((args.name_prefix + name, filename, actual, url))
+    print_entries(sorted(entries), args.format, args.subdir)
+
+
+def print_entries(entries, format, subdir):
+    """Prints (name, filename, sha256, url) entries in the recipes' formats."""
+    args = argparse.Namespace(format=format)
     formats = ["sha256sum", "bitbake", "buildroot"] if args.format == "all" else [args.format]
     for fmt in formats:
         if args.format == "all":
@@ -441,14 +446,57 @@ def cmd_report(args):
                     print("# %s came from %s, not an index: no URL for SRC_URI" % (filename, url))
                     continue
                 # unpack=0: a wheel is a zip, and the venv builder wants the file.
-                print('SRC_URI += "%s;name=%s;downloadfilename=%s;unpack=0;subdir=wheelhouse"'
-                      % (url, name, filename))
+                print('SRC_URI += "%s;name=%s;downloadfilename=%s;unpack=0;subdir=%s"'
+                      % (url, name, filename, subdir))
                 print('SRC_URI[%s.sha256sum] = "%s"' % (name, digest))
             elif fmt == "buildroot":
                 print("# %s" % url)
                 print("sha256  %s  %s" % (digest, filename))
         if args.format == "all" and fmt != formats[-1]:
             print()
+
+
+def cmd_fetch_sdist(args):
+    """Download the sdist of NAME==VERSION from a PEP 691 (JSON) simple index,
+    check its sha256 against the index, and print it like `report` does. pip
+    has no way to download an sdist without running its build backend."""
+    import urllib.request
+    entries = []
+    for spec in args.sdist:
+        m = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)", spec)
+        if not m:
+            fail(2, "--sdist %r is not NAME==VERSION" % spec)
+        name, version = normalize(m.group(1)), m.group(2)
+        index = args.index_url.rstrip("/") + "/" + name + "/"
+        req = urllib.request.Request(index, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                files = json.load(r).get("files", [])
+        except (OSError, ValueError) as e:
+            fail(1, "cannot read %s: %s" % (index, e))
+        stem = re.sub(r"[-_.]+", "_", name).lower() + "-" + version
+        found = [f for f in files if f.get("filename", "").lower() in
+                 (stem + ".tar.gz", stem.replace("_", "-") + ".tar.gz", stem + ".zip")]
+        if not found:
+            fail(1, "%s has no sdist of %s %s" % (index, name, version))
+        f = found[0]
+        filename, url = f["filename"], urllib.parse.urljoin(index, f["url"])
+        expected = f.get("hashes", {}).get("sha256")
+        if not expected:
+            fail(1, "%s gives no sha256 for %s" % (index, filename))
+        local = os.path.join(args.dest, filename)
+        if not os.path.exists(local):
+            sys.stderr.write("%s: downloading %s\n" % (PROG, url))
+            with urllib.request.urlopen(url, timeout=300) as r, open(local + ".part", "wb") as out:
+                shutil.copyfileobj(r, out)
+            os.replace(local + ".part", local)
+        with open(local, "rb") as fh:
+            actual = hashlib.sha256(fh.read()).hexdigest()
+        if actual != expected:
+            fail(1, "%s has sha256 %s but the index says %s; delete it and fetch again"
+                 % (local, actual, expected))
+        entries.append((name + "-sdist", filename, actual, url.split("#")[0]))
+    print_entries(sorted(entries), args.format, args.subdir)
 
 
 # -------------------------------------------------------------------------- main
@@ -495,7 +543,17 @@ def main(argv):
     p.add_argument("--report", required=True)
     p.add_argument("--wheelhouse", required=True)
     p.add_argument("--format", choices=["all", "sha256sum", "bitbake", "buildroot"], default="all")
+    p.add_argument("--subdir", default="wheelhouse", help="SRC_URI subdir= of the files")
+    p.add_argument("--name-prefix", default="", help="put in front of each SRC_URI name=")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("fetch-sdist", help="download sdists, check and print their sha256")
+    p.add_argument("--sdist", action="append", required=True, help="NAME==VERSION")
+    p.add_argument("--dest", required=True)
+    p.add_argument("--index-url", default="https://pypi.org/simple")
+    p.add_argument("--format", choices=["all", "sha256sum", "bitbake", "buildroot"], default="all")
+    p.add_argument("--subdir", default="sdists")
+    p.set_defaults(func=cmd_fetch_sdist)
 
     args = parser.parse_args(argv)
     PROG = args.prog

@@ -16,12 +16,14 @@ inherit_defer native
 do_configure[noexec] = "1"
 do_compile[noexec] = "1"
 
-# build-target-venv finds its helper in lib/ next to itself; the class runs
+# build-target-venv and build-target-wheel find their helpers in lib/ next to them; the class runs
 # them from ${STAGING_LIBEXECDIR_NATIVE}/openplc-tools.
 do_install() {
     install -D -m 0755 ${S}/scripts/build-target-venv ${D}${libexecdir}/openplc-tools/build-target-venv
     install -D -m 0755 ${S}/scripts/install-plugin ${D}${libexecdir}/openplc-tools/install-plugin
     install -D -m 0644 ${S}/scripts/lib/target_venv.py ${D}${libexecdir}/openplc-tools/lib/target_venv.py
+    install -D -m 0755 ${S}/scripts/build-target-wheel ${D}${libexecdir}/openplc-tools/build-target-wheel
+    install -D -m 0644 ${S}/scripts/lib/target_elf.py ${D}${libexecdir}/openplc-tools/lib/target_elf.py
     # build-plc-program finds lib/ next to itself and the glue at
     # ../src/program/glue: program/ keeps the repository's layout.
     install -D -m 0755 ${S}/scripts/build-plc-program ${D}${libexecdir}/openplc-tools/program/scripts/build-plc-program

@@ -1,6 +1,6 @@
 SUMMARY = "openplc-runtime example plugin: ramp and sine test signals (PyYAML)"
 DESCRIPTION = "examples/plugins/ramp_writer of openplc-runtime, with its venv \
-               pre-built from PyYAML's compiled aarch64 wheel."
+               pre-built with PyYAML and its C extension, built from source."
 SECTION = "console/utils"
 LICENSE = "MIT"
 # The plugin has no licence text of its own: the project is MIT (Cargo.toml),
@@ -10,23 +10,25 @@ LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda
 # The venv ships PyYAML: CVEs filed against it concern this package.
 CVE_PRODUCT = "pyyaml:pyyaml"
 
-# examples/plugins/ramp_writer/requirements.txt pins PyYAML 6.0.2, which has
-# no cp314 wheels; 6.0.3 is the first that has. The compiled wheel is per
-# target Python: the class's openplc-pyXY override picks the release's
-# (wrynose: 3.14, whinlatter: 3.13). (Lines printed by
-# scripts/fetch-target-wheels --format bitbake, each with its own name.)
-# nooelint: oelint.vars.specific
-SRC_URI:append:openplc-py314 = " https://files.pythonhosted.org/packages/92/b5/47e807c2623074914e29dabd16cbbdd4bf5e9b2db9f8090fa64411fc5382/pyyaml-6.0.3-cp314-cp314-manylinux2014_aarch64.manylinux_2_17_aarch64.manylinux_2_28_aarch64.whl;name=pyyaml-cp314;downloadfilename=pyyaml-6.0.3-cp314-cp314-manylinux2014_aarch64.manylinux_2_17_aarch64.manylinux_2_28_aarch64.whl;unpack=0;subdir=wheelhouse"
-SRC_URI[pyyaml-cp314.sha256sum] = "501a031947e3a9025ed4405a168e6ef5ae3126c59f90ce0cd6f2bfc477be31b7"
-# nooelint: oelint.vars.specific
-SRC_URI:append:openplc-py313 = " https://files.pythonhosted.org/packages/50/31/b20f376d3f810b9b2371e72ef5adb33879b25edb7a6d072cb7ca0c486398/pyyaml-6.0.3-cp313-cp313-manylinux2014_aarch64.manylinux_2_17_aarch64.manylinux_2_28_aarch64.whl;name=pyyaml-cp313;downloadfilename=pyyaml-6.0.3-cp313-cp313-manylinux2014_aarch64.manylinux_2_17_aarch64.manylinux_2_28_aarch64.whl;unpack=0;subdir=wheelhouse"
-SRC_URI[pyyaml-cp313.sha256sum] = "ee2922902c45ae8ccada2c5b501ab86c36525b883eff4255313a253a3160861c"
+# PyYAML's C extension links libyaml; without it PyYAML's build would
+# silently fall back to pure Python, so the build is told to insist.
+DEPENDS += "libyaml"
+export PYYAML_FORCE_LIBYAML = "1"
 
+# PyYAML from its sdist, with its C extension built by the target toolchain
+# against the target's libyaml (as oe-core's python3-pyyaml does), for every
+# machine and every release's python3. Its build requirements are wheels for
+# the build host, pure ones so any build host takes them. (Lines printed by
+# scripts/fetch-target-wheels --sdist PyYAML==6.0.3 --build-requirements.)
+SRC_URI = "https://files.pythonhosted.org/packages/05/8e/961c0007c59b8dd7729d542c61a4d537767a59645b82a0b521206e1e25c2/pyyaml-6.0.3.tar.gz;name=pyyaml-sdist;downloadfilename=pyyaml-6.0.3.tar.gz;unpack=0;subdir=sdists"
+SRC_URI[pyyaml-sdist.sha256sum] = "d76623373421df22fb4cf8817020cbb7ef15c725b9d5e45f17e189bfc384190f"
+SRC_URI += "https://files.pythonhosted.org/packages/a3/dc/17031897dae0efacfea57dfd3a82fdd2a2aeb58e0ff71b77b87e44edc772/setuptools-80.9.0-py3-none-any.whl;name=build-setuptools;downloadfilename=setuptools-80.9.0-py3-none-any.whl;unpack=0;subdir=build-wheelhouse"
+SRC_URI[build-setuptools.sha256sum] = "062d34222ad13e0cc312a4c02d73f059e86a4acbfbdea8f8f76b28c99f306922"
+SRC_URI += "https://files.pythonhosted.org/packages/7c/24/f7351052cf9db771fe4f32fca47fd66e6d9b53d8613b17faf7d130a9d553/cython-3.1.4-py3-none-any.whl;name=build-cython;downloadfilename=cython-3.1.4-py3-none-any.whl;unpack=0;subdir=build-wheelhouse"
+SRC_URI[build-cython.sha256sum] = "d194d95e4fa029a3f6c7d46bdd16d973808c7ea4797586911fdb67cb98b1a2c6"
 # The plugin's files: files/ramp_writer, a copy of the repository's
 # examples/plugins/ramp_writer kept inside the layer so that the layer works
 # alone (tests/scripts/test_check_yocto_layer.sh checks the two are equal).
-# (The wheel's :append above lands first in SRC_URI; oelint-adv cannot see that.)
-# nooelint: oelint.vars.srcurifile
 SRC_URI += "file://ramp_writer"
 S = "${UNPACKDIR}/ramp_writer"
 
@@ -40,10 +42,6 @@ inherit openplc-plugin-venv
 
 RDEPENDS:${PN} += "openplc-runtime-capsule"
 
-# The wheel above is PyYAML's aarch64 build; another CPU needs its own wheel.
-# On other machines the recipe is skipped, and openplc-image leaves it out.
-COMPATIBLE_HOST = "aarch64.*-linux"
-
-# No INSANE_SKIP: PyYAML's wheel ships _yaml.*.so with its symbols (not
-# stripped), so do_package strips it and splits them into -dbg as usual;
-# scripts/check-yocto-layer checks that on the staged files.
+# No INSANE_SKIP: _yaml.*.so is built here with the distro's flags and its
+# symbols (not stripped), so do_package strips it and splits them into -dbg as
+# usual; scripts/check-yocto-layer checks that on the staged files.
