@@ -230,7 +230,7 @@ def assert_tree(args):
         r.check("show-info: %s is selected" % package, p is not None)
         if not p:
             continue
-        wanted_deps = PLUGIN_DEPENDENCIES | PLUGIN_EXTRA_DEPENDENCIES[package]
+        wanted_deps = PLUGIN_DEPENDENCIES | PLUGIN_EXTRA_DEPENDENCIES.get(package, set())
         r.equal("show-info: %s depends on %s" % (package, ", ".join(sorted(wanted_deps))),
                 set(p["dependencies"]) - INFRA_DEPENDENCIES, wanted_deps)
         hashes = hash_lines(p["hashes"])

@@ -118,8 +118,8 @@ else
                 continue 2
             fi
         done
-        wheel=$(cd -- "$pkg_dir/wheelhouse" && ls -- pyyaml-6.0.3-*.whl 2>/dev/null)
-        so=$(find "$target_dir/usr/lib/openplc/venvs/ramp_writer" -name '_yaml*.so' | head -n 1)
+        wheel=$(cd -- "$pkg_dir/wheelhouse" && ls -- pyyaml-6.0.3-*.whl 2>/dev/null) || true
+        so=$(find "$target_dir/usr/lib/openplc/venvs/ramp_writer" -name '_yaml*.so' 2>/dev/null | head -n 1) || true
         hdr=$(readelf -h "$so" 2>&1 || true)
         if [[ -n $so ]] && grep -q "Class:[[:space:]]*$class" <<<"$hdr" && grep -q "Machine:[[:space:]]*$machine\$" <<<"$hdr" &&
             readelf -d "$so" | grep -q 'NEEDED.*libyaml-0\.so\.2'; then
@@ -136,7 +136,7 @@ else
                 not_ok "armv7: ${so##*/} is ARMv7 hard-float code" "$attrs"
             fi
         fi
-        installed=$(cd -- "$target_dir/usr/lib/openplc" 2>/dev/null && find plugins/ramp_writer plugins.conf.d | sort | tr '\n' ' ')
+        installed=$(cd -- "$target_dir/usr/lib/openplc" 2>/dev/null && find plugins/ramp_writer plugins.conf.d | sort | tr '\n' ' ') || true
         wanted='plugins.conf.d plugins.conf.d/50-ramp_writer.conf plugins/ramp_writer plugins/ramp_writer/LICENSE plugins/ramp_writer/config.yaml plugins/ramp_writer/plugin.py '
         if [[ $installed == "$wanted" ]] && grep -q '^ramp_writer,' "$target_dir/usr/lib/openplc/plugins.conf.d/50-ramp_writer.conf"; then
             ok "$name: install-plugin installed the plugin's files and its drop-in, nothing of the build directory"

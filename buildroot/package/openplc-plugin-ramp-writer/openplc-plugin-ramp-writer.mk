@@ -8,6 +8,8 @@ OPENPLC_PLUGIN_RAMP_WRITER_PLUGIN_NAME = ramp_writer
 OPENPLC_PLUGIN_RAMP_WRITER_PLUGIN_SRCDIR = $(OPENPLC_TOPDIR)/examples/plugins/ramp_writer
 OPENPLC_PLUGIN_RAMP_WRITER_PLUGIN_ADD_FILES = $(OPENPLC_TOPDIR)/LICENSE
 OPENPLC_PLUGIN_RAMP_WRITER_PLUGIN_CONFIG = config.yaml
+# The example's own pins (PyYAML==6.0.3), the same for every build system.
+OPENPLC_PLUGIN_RAMP_WRITER_PLUGIN_REQUIREMENTS = $(OPENPLC_PLUGIN_RAMP_WRITER_PLUGIN_SRCDIR)/requirements.txt
 # PyYAML with its C extension, built from the sdist for the target against
 # libyaml (as Buildroot's python-pyyaml is): every CPU, ARMv6 and soft
 # float included, and the toolchain's flags. PYYAML_FORCE_LIBYAML=1: a
