@@ -111,9 +111,12 @@ COMPATIBLE_HOST:libc-musl = "null"
 # nooelint: oelint.task.noanonpython
 python () {
     if d.getVar('TARGET_ARCH') == 'arm':
-        tune = (d.getVar('TUNE_FEATURES') or '').split()
-        if not any(t.startswith(('armv7', 'armv8')) for t in tune) or 'neon' not in tune \
-                or d.getVar('TARGET_FPU') != 'hard':
+        # The class's reading of the tune: armv7l for ARMv7/ARMv8 AArch32
+        # tunes (also cortexa15 & co, by their package archs), the float ABI
+        # from TARGET_FPU.
+        arch, float_abi = d.getVar('OPENPLC_WHEEL_ARCH'), d.getVar('OPENPLC_FLOAT_ABI')
+        neon = 'neon' in (d.getVar('TUNE_FEATURES') or '').split()
+        if arch != 'armv7l' or float_abi != 'hard' or not neon:
             raise bb.parse.SkipRecipe("cryptography's armv7l wheel needs ARMv7-A, NEON and hard float; "
-                                      "TUNE_FEATURES is '%s', TARGET_FPU '%s'" % (' '.join(tune), d.getVar('TARGET_FPU')))
+                                      "this tune is %s, %s float, %s" % (arch, float_abi, 'NEON' if neon else 'no NEON'))
 }
