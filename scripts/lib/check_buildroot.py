@@ -22,12 +22,23 @@ PLUGINS = {
     # package: (plugin name, its directory in the project, config file)
     "openplc-plugin-ramp-writer": ("ramp_writer", "examples/plugins/ramp_writer", "config.yaml"),
     "openplc-plugin-image-logger": ("image_logger", "examples/plugins/image_logger", "config.json"),
+    "openplc-plugin-modbus-server": ("modbus_server", "examples/plugins/modbus_server", "config.json"),
+    "openplc-plugin-opcua-server": ("opcua_server", "examples/plugins/opcua_server", "config.json"),
 }
 # A plugin's own dependencies besides the plugin infrastructure's: what its
 # sdists link and need to build (Buildroot's host packages).
 PLUGIN_EXTRA_DEPENDENCIES = {
     "openplc-plugin-ramp-writer": {"libyaml", "host-python-setuptools", "host-python-cython"},
     "openplc-plugin-image-logger": set(),
+    "openplc-plugin-modbus-server": set(),
+    "openplc-plugin-opcua-server": {"libffi", "host-pkgconf", "host-python-setuptools"},
+}
+# METADATA licences that are prose, and their SPDX names in a package's
+# _LICENSE (Buildroot's spelling: "or" in lower case).
+LICENCE_SPDX = {
+    "GNU Lesser General Public License v3 or later": "LGPL-3.0+",
+    "Apache License, Version 2.0": "Apache-2.0",
+    "Apache 2.0": "Apache-2.0",
 }
 # What every package gets from the generic infrastructure.
 INFRA_DEPENDENCIES = {"skeleton", "toolchain", "host-skeleton", "host-tar"}
@@ -235,7 +246,7 @@ def assert_tree(args):
         sdists = [os.path.basename(u) for u in v.get(prefix + "_SDISTS", "").split()]
         wheels = [w for w in sources[1:] if w not in sdists]
         r.check("show-info: %s's other downloads are wheels or its _SDISTS" % package,
-                all(w.endswith(".whl") for w in wheels) and sources[1:] == wheels + sdists, sources[1:])
+                all(w.endswith(".whl") for w in wheels) and sorted(sources[1:]) == sorted(wheels + sdists), sources[1:])
         for sdist in sdists:
             r.check("%s: the sdist %s has a sha256 in %s" % (package, sdist, ", ".join(p["hashes"])),
                     sdist in hashes)
@@ -440,8 +451,9 @@ def legal(args):
         dists = [(w, wheel_metadata(os.path.join(sources, w))) for w in wheels]
         dists += [(s, sdist_metadata(os.path.join(sources, s))) for s in sdists if s in saved]
         for wheel, (name, licence, licence_files) in dists:
+            spdx = LICENCE_SPDX.get(licence, licence).replace(" OR ", " or ")
             r.check("%s: declares %s's licence from its metadata, '%s (%s)'" % (package, wheel, licence, name),
-                    "%s (%s)" % (licence, name) in declared, declared)
+                    "%s (%s)" % (licence, name) in declared or "%s (%s)" % (spdx, name) in declared, declared)
             for lf in licence_files:
                 r.check("%s: saves %s's licence file %s" % (package, name, lf),
                         lf in files and os.path.isfile(os.path.join(

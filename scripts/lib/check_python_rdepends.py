@@ -69,7 +69,13 @@ def populate(manifest, keys, stdlib, dest, drop_own=None):
         for pattern in manifest[key]["files"]:
             if not pattern.startswith(prefix):
                 continue
-            for path in glob.glob(os.path.join(stdlib, pattern[len(prefix):])):
+            rel_pattern = pattern[len(prefix):]
+            paths = glob.glob(os.path.join(stdlib, rel_pattern))
+            # A module that became a package in the manifest's Python (3.14:
+            # string/__init__.py) is still X.py in an older host Python.
+            if not paths and rel_pattern.endswith("/__init__.py"):
+                paths = glob.glob(os.path.join(stdlib, rel_pattern[:-len("/__init__.py")] + ".py"))
+            for path in paths:
                 rel = os.path.relpath(path, stdlib)
                 target = os.path.join(dest, rel)
                 if os.path.lexists(target):

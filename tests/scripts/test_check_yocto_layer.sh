@@ -45,6 +45,8 @@ sync_pairs=(
     "meta-openplc/recipes-examples/openplc-plugin-ramp-writer/files/ramp_writer examples/plugins/ramp_writer"
     "meta-openplc/recipes-examples/openplc-plugin-image-logger/files/image_logger examples/plugins/image_logger"
     "meta-openplc/recipes-examples/openplc-program-io-demo/files/io_demo/generated examples/programs/io_demo/generated"
+    "meta-openplc/recipes-plugins/openplc-plugin-modbus-server/files/modbus_server examples/plugins/modbus_server"
+    "meta-openplc/recipes-plugins/openplc-plugin-opcua-server/files/opcua_server examples/plugins/opcua_server"
 )
 for pair in "${sync_pairs[@]}"; do
     read -r copy original <<<"$pair"

@@ -51,8 +51,13 @@ IMAGE_INSTALL = "\
 # limited by COMPATIBLE_HOST is named here with the same pattern, so that it is
 # left out on other machines instead of failing the image (bitbake -g checks
 # this on qemuarm64, qemuarm and qemux86-64: scripts/check-yocto-layer).
-# (Both examples run everywhere: ramp-writer builds PyYAML from its sdist.)
-OPENPLC_IMAGE_PLUGINS ??= "openplc-plugin-ramp-writer openplc-plugin-image-logger"
+# (The examples run everywhere: ramp-writer builds PyYAML from its sdist;
+# modbus-server's pymodbus is pure Python.)
+OPENPLC_IMAGE_PLUGINS ??= "openplc-plugin-ramp-writer openplc-plugin-image-logger openplc-plugin-modbus-server"
+# Not by default: openplc-plugin-opcua-server (a venv of about 54 MB with an
+# opted-in binary wheel; see README.md). Added to OPENPLC_IMAGE_PLUGINS, it is
+# left out on machines outside its COMPATIBLE_HOST.
+OPENPLC_IMAGE_PLUGINS[compatible-host-openplc-plugin-opcua-server] = "(aarch64|x86_64|arm).*-linux"
 def openplc_image_plugins(d):
     import re
     host = d.getVar('HOST_SYS')
