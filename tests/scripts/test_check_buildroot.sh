@@ -105,9 +105,10 @@ if [[ -f $real && -f $cache/check-out/.config ]]; then
     # them, run for real into a scratch root instead of the target dir.
     opts=$(sed -n "s/^OPENPLC_PLUGIN_IMAGE_LOGGER_PLUGIN_INSTALL_OPTS='\(.*\)'$/\1/p" "$real")
     opts=${opts//$cache\/check-out\/target/$tmp\/root}
-    # --source is the build directory the hashed tarball is extracted to:
-    # the same files as the example's, plus LICENSE.
-    opts=${opts//$cache\/check-out\/build\/openplc-plugin-image-logger-0.1.0/$project\/examples\/plugins\/image_logger}
+    # --source is where the hashed tarball's files are unpacked again at
+    # install time (the build directory's .openplc-plugin-files): the same
+    # files as the example's.
+    opts=${opts//$cache\/check-out\/build\/openplc-plugin-image-logger-0.1.0\/.openplc-plugin-files/$project\/examples\/plugins\/image_logger}
     read -r -a words <<<"$opts"
     run "$project/scripts/install-plugin" "${words[@]}"
     expect_rc "install-plugin runs with image_logger's computed options" 0
@@ -136,7 +137,7 @@ if [[ -f $legal/manifest.csv && -f $real ]]; then
         "$real" >"$tmp/no-dist-licence.txt"
     run "$python" "$helper" legal --make-output "$tmp/no-dist-licence.txt" --legal-info "$legal" --top "$project"
     contains "legal: a plugin not declaring its wheel's licence fails" "$out" \
-        "not ok - openplc-plugin-image-logger: declares tabulate-0.9.0-py3-none-any.whl's licence from its METADATA, 'MIT (tabulate)'"
+        "not ok - openplc-plugin-image-logger: declares tabulate-0.9.0-py3-none-any.whl's licence from its metadata, 'MIT (tabulate)'"
 else
     skip "legal-info checks: run scripts/check-buildroot first ($legal)"
 fi
