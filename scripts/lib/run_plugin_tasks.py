@@ -16,7 +16,9 @@ target's X.Y. Without sdists the target's Python version may be replaced by
 the host Python's (its .pyc files are compiled by it).
 Then it checks what was staged the way do_package and QA would see it:
 every file is shipped by FILES:${PN} (installed-vs-shipped), the venv's
-pyvenv.cfg and .pyc files are there, the drop-in names the plugin, and every
+pyvenv.cfg and .pyc files are there, LICENSE names the plugin's licence and
+that of every distribution in the venv (from its METADATA; recipe_licences.py),
+the drop-in names the plugin, and every
 ELF file is for the target's CPU (arch) and not already stripped unless the
 recipe skips already-stripped (QA strips and splits it otherwise).
 Run by scripts/check-yocto-layer, not by hand.
@@ -37,6 +39,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from check_recipe_files import decode, read_env  # noqa: E402
+from recipe_licences import check_venv  # noqa: E402
 
 PROG = "check-yocto-layer"
 # Debian's cross C compilers, by TARGET_ARCH, and their sysroots' triplets.
@@ -200,7 +203,7 @@ def toolchain(env, sysroot, moved):
 
 
 def check_built(env, dest):
-    """The venv's compiled files, built here, are the target's: readelf's view
+    """The venv's compiled files (built here or opted in) are the target's: readelf's view
     of ELF machine and (ARM) float ABI and architecture."""
     pn = env["PN"]
     venv = os.path.join(dest, env["OPENPLC_VENV"].lstrip("/"))
@@ -226,8 +229,10 @@ def check_built(env, dest):
         sys.stderr.write("%s: %s: %s\n" % (PROG, pn, e))
     if not errors:
         shown = [w.split()[-1] if w.startswith("Machine") else w for w in want]
-        print("   ok: %s: %s, built from source, is %s (readelf)"
-              % (pn, ", ".join(os.path.basename(s) for s in sos), ", ".join(shown)))
+        print("   ok: %s: %s (built from sdists here or from opted-in binary wheels: %s) %s %s (readelf)"
+              % (pn, ", ".join(os.path.basename(s) for s in sos),
+                 env.get("OPENPLC_PLUGIN_BINARY_WHEELS", "").strip() or "none",
+                 "is" if len(sos) == 1 else "are", ", ".join(shown)))
     return 1 if errors else 0
 
 
@@ -274,6 +279,11 @@ def check_staged(env, dest, version):
                                                          for c in os.listdir(cache))):
                         errors.append("no .pyc for %s" % os.path.relpath(os.path.join(top, f), dest))
                         break
+        # Every distribution in the venv is named by LICENSE (what create-spdx
+        # writes as the package's declared licence).
+        errors.extend(check_venv(site, env.get("LICENSE", "")))
+    else:
+        errors.extend(check_venv(os.path.join(venv, "no-venv"), env.get("LICENSE", "")))
     entry = env.get("OPENPLC_PLUGIN_ENTRY", "")
     config = env.get("OPENPLC_PLUGIN_CONFIG", "")
     base = "/usr/lib/openplc/plugins/%s/" % name

@@ -2,11 +2,16 @@ SUMMARY = "openplc-runtime example plugin: ramp and sine test signals (PyYAML)"
 DESCRIPTION = "examples/plugins/ramp_writer of openplc-runtime, with its venv \
                pre-built with PyYAML and its C extension, built from source."
 SECTION = "console/utils"
-LICENSE = "MIT"
-# The plugin has no licence text of its own: the project is MIT (Cargo.toml),
-# PyYAML is MIT.
+# What the package ships, from each distribution's metadata: the plugin is
+# the project's (Apache-2.0 OR MIT), PyYAML 6.0.3 is MIT (its METADATA; its
+# licence file is in the venv's dist-info). check-yocto-layer step 6 reads
+# the staged venv's METADATA files against this line.
+LICENSE = "(Apache-2.0 | MIT) & MIT"
 # nooelint: oelint.var.licenseremotefile
-LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda2f7b4f302"
+LIC_FILES_CHKSUM = "\
+    file://${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7cacdbeed46a0096b10 \
+    file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda2f7b4f302 \
+"
 # The venv ships PyYAML: CVEs filed against it concern this package.
 CVE_PRODUCT = "pyyaml:pyyaml"
 
