@@ -108,6 +108,7 @@ class Guest:
         self.work = opts.work
         self.console = os.path.join(self.work, "console.log")
         self.sock_path = os.path.join(self.work, "agent.sock")
+        self.qemu_log = os.path.join(self.work, "qemu.log")
         self.qemu = None
         self.sock = None
         self.buf = b""
@@ -116,26 +117,33 @@ class Guest:
         self.launched = None
 
     # ----------------------------------------------------------- lifecycle
-    def launch(self, deadline):
-        self.deadline = deadline
+    def boot_args(self):
+        """What this guest boots from: the image's kernel, initrd and root file."""
         image = self.opts.image
         with open(os.path.join(image, "cmdline")) as f:
             cmdline = f.read().strip()
-        argv = [
-            "qemu-system-aarch64", "-M", "virt", "-cpu", "max,pauth=off",
-            "-smp", str(self.opts.smp), "-m", str(self.opts.memory),
-            "-nodefaults", "-display", "none", "-no-reboot", "-nic", "none",
+        return [
             "-kernel", os.path.join(image, "vmlinuz"),
             "-initrd", os.path.join(image, "initrd.cpio"),
             "-append", cmdline,
             "-drive", "file=%s,if=none,format=raw,id=hd0,snapshot=on" % os.path.join(image, "rootfs.ext4"),
             "-device", "virtio-blk-pci,drive=hd0",
+        ]
+
+    def launch(self, deadline):
+        """Starts qemu with boot_args() and connects to the agent's socket."""
+        self.deadline = deadline
+        argv = [
+            "qemu-system-aarch64", "-M", "virt", "-cpu", "max,pauth=off",
+            "-smp", str(self.opts.smp), "-m", str(self.opts.memory),
+            "-nodefaults", "-display", "none", "-no-reboot", "-nic", "none",
+        ] + self.boot_args() + [
             "-serial", "file:" + self.console,
             "-chardev", "socket,id=agent,path=%s,server=on,wait=off" % self.sock_path,
             "-device", "virtio-serial-pci",
             "-device", "virtserialport,chardev=agent,name=org.openplc.agent",
         ]
-        with open(os.path.join(self.work, "qemu.log"), "wb") as log:
+        with open(self.qemu_log, "wb") as log:
             self.qemu = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         self.launched = time.monotonic()
         t_end = time.monotonic() + 20
@@ -152,11 +160,15 @@ class Guest:
                     raise Fatal("qemu's agent socket %s did not appear within 20 s" % self.sock_path)
                 time.sleep(0.1)
 
+    def exited(self, what="qemu"):
+        """Fatal for a qemu that has exited, with the end of its log."""
+        with open(self.qemu_log, "rb") as f:
+            out = f.read().decode("utf-8", "replace")
+        return Fatal("%s exited with status %s: %s" % (what, self.qemu.returncode, out.strip()[-2000:]))
+
     def alive(self):
         if self.qemu is not None and self.qemu.poll() is not None:
-            with open(os.path.join(self.work, "qemu.log"), "rb") as f:
-                out = f.read().decode("utf-8", "replace")
-            raise Fatal("qemu exited with status %s: %s" % (self.qemu.returncode, out.strip()[-2000:]))
+            raise self.exited()
 
     def kill(self):
         if self.qemu is not None and self.qemu.poll() is None:

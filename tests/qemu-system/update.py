@@ -28,7 +28,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -58,15 +57,12 @@ class ABGuest(drive.Guest):
         super().__init__(opts)
         self.console = os.path.join(self.work, "console-%d.log" % n)
         self.sock_path = os.path.join(self.work, "agent-%d.sock" % n)
+        self.qemu_log = os.path.join(self.work, "qemu-%d.log" % n)
         self.n = n
 
-    def launch(self, deadline):
-        self.deadline = deadline
+    def boot_args(self):
         w = self.work
-        argv = [
-            "qemu-system-aarch64", "-M", "virt", "-cpu", "max,pauth=off",
-            "-smp", str(self.opts.smp), "-m", str(self.opts.memory),
-            "-nodefaults", "-display", "none", "-no-reboot", "-nic", "none",
+        return [
             "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + AAVMF_CODE,
             "-drive", "if=pflash,format=raw,unit=1,file=" + os.path.join(w, "vars.fd"),
             # The A/B disk first (vda), the bundles second (vdb).
@@ -74,34 +70,12 @@ class ABGuest(drive.Guest):
             "-device", "virtio-blk-pci,drive=hd0,addr=0x8,bootindex=0",
             "-drive", "file=%s,if=none,format=raw,id=hd1,readonly=on" % os.path.join(w, "bundles.ext4"),
             "-device", "virtio-blk-pci,drive=hd1,addr=0x9",
-            "-serial", "file:" + self.console,
-            "-chardev", "socket,id=agent,path=%s,server=on,wait=off" % self.sock_path,
-            "-device", "virtio-serial-pci",
-            "-device", "virtserialport,chardev=agent,name=org.openplc.agent",
         ]
-        with open(os.path.join(w, "qemu-%d.log" % self.n), "wb") as log:
-            self.qemu = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        self.launched = time.monotonic()
-        t_end = time.monotonic() + 20
-        while True:
-            self.alive()
-            try:
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                s.connect(self.sock_path)
-                self.sock = s
-                return
-            except OSError:
-                s.close()
-                if time.monotonic() > t_end:
-                    raise Fatal("qemu's agent socket %s did not appear within 20 s" % self.sock_path)
-                time.sleep(0.1)
 
     def alive(self):
         if self.qemu is not None and self.qemu.poll() is not None:
-            with open(os.path.join(self.work, "qemu-%d.log" % self.n), "rb") as f:
-                out = f.read().decode("utf-8", "replace")
-            raise Fatal("qemu (boot %d) exited with status %s: %s\n---- console:\n%s"
-                        % (self.n, self.qemu.returncode, out.strip()[-2000:], self.console_tail(60)))
+            fatal = self.exited("qemu (boot %d)" % self.n)
+            raise Fatal("%s\n---- console:\n%s" % (fatal, self.console_tail(60)))
 
     def console_text(self):
         try:
